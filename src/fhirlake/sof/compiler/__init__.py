@@ -1,0 +1,8 @@
+"""The ViewDefinition → DuckDB SQL compiler (FHIRPath expressions, select trees, whole views)."""
+
+from __future__ import annotations
+
+from fhirlake.sof.compiler.rows import OutputColumn
+from fhirlake.sof.compiler.view import CompiledView, compile_view
+
+__all__ = ["CompiledView", "OutputColumn", "compile_view"]

@@ -1,0 +1,184 @@
+"""The FHIRPath functions fhirlake compiles, one small handler each.
+
+A handler receives the compiler, the call node, the compiled target (the value the function
+is invoked on) and the scope, and returns the compiled result. ``FUNCTIONS`` maps each name the
+parser accepts (``fhirpath.parser.KNOWN_FUNCTIONS``) to its handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlglot import exp
+
+from fhirlake.sof.compiler import boundary, sql
+from fhirlake.sof.compiler.expressions import ExpressionCompiler, FunctionHandler
+from fhirlake.sof.compiler.values import Scope, Value
+from fhirlake.sof.fhirpath import Call, Literal
+
+__all__ = ["FUNCTIONS"]
+
+# A reference "Type/id", optionally absolute and versioned: group 1 is the type, 2 the id.
+_REFERENCE_PATTERN = r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/[^/]+)?$"
+_URN_PATTERN = r"^urn:uuid:([A-Za-z0-9\-]+)$"
+
+
+def _where(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    if target.root:
+        condition = c.single(c.compile(call.args[0], scope), scope, call.args[0], "where() criteria")
+        cond_sql = c.sql_of(condition, scope, call)
+        guard = cond_sql if target.guard is None else sql.and_(target.guard, cond_sql)
+        return replace(target, guard=guard)
+    target_sql = c.sql_of(target, scope, call)
+    if not target.many:
+        inner = replace(scope, focus=target)
+        condition = c.single(c.compile(call.args[0], inner), inner, call.args[0], "where() criteria")
+        return target.with_sql(sql.case((c.sql_of(condition, inner, call), target_sql)))
+    name = c.fresh_name()
+    item = replace(target, sql=exp.column(name), many=False, text=None)
+    inner = replace(scope, focus=item)
+    condition = c.single(c.compile(call.args[0], inner), inner, call.args[0], "where() criteria")
+    return target.with_sql(sql.list_filter(target_sql, name, c.sql_of(condition, inner, call)))
+
+
+def _exists(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    if call.args:
+        target = _where(c, call, target, scope)
+    return Value(sql=c.exists_sql(target, scope, call), type="boolean")
+
+
+def _empty(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    return Value(sql=exp.Not(this=exp.Paren(this=c.exists_sql(target, scope, call))), type="boolean")
+
+
+def _item_at(position: int) -> FunctionHandler:
+    def handler(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+        if target.root or target.choice is not None:
+            return target
+        target_sql = c.sql_of(target, scope, call)
+        if not target.many:
+            return target
+        first = replace(target, sql=sql.list_extract(target_sql, exp.Literal.number(position)), many=False)
+        if target.text is not None:
+            first = replace(first, text=sql.list_extract(target.text, exp.Literal.number(position)))
+        return first
+
+    return handler
+
+
+def _count(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    if target.many:
+        return Value(sql=sql.length_or_zero(c.sql_of(target, scope, call)), type="integer")
+    present = c.exists_sql(target, scope, call)
+    return Value(sql=sql.case((present, exp.Literal.number(1)), default=exp.Literal.number(0)), type="integer")
+
+
+def _not(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    value = c.single(target, scope, call)
+    return Value(sql=exp.Not(this=exp.Paren(this=c.sql_of(value, scope, call))), type="boolean")
+
+
+def _of_type(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    return c.of_type(target, c.type_name(call.args[0], scope), scope, call)
+
+
+def _extension(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    url = call.args[0]
+    if not isinstance(url, Literal) or url.type != "string":
+        raise c.error(scope, call, "extension() takes the extension's URL as a string literal")
+    extensions = c.member(target, "extension", scope, call)
+    name = c.fresh_name("e")
+    item = replace(extensions, sql=exp.column(name), many=False)
+    url_sql = c.sql_of(c.member(item, "url", scope, call), scope, call)
+    matches = exp.EQ(this=url_sql, expression=exp.Literal.string(str(url.value)))
+    return extensions.with_sql(sql.list_filter(c.sql_of(extensions, scope, call), name, matches))
+
+
+def _join(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    separator: exp.Expression = exp.Literal.string("")
+    if call.args:
+        separator = c.sql_of(c.single(c.compile(call.args[0], scope), scope, call.args[0]), scope, call)
+    joined = sql.call("array_to_string", c.as_list(target, scope, call), separator)
+    return Value(sql=sql.coalesce(joined, exp.Literal.string("")), type="string")
+
+
+def _get_resource_key(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    return c.member(target, "id", scope, call)
+
+
+def _get_reference_key(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    wanted = c.type_name(call.args[0], scope) if call.args else None
+    references = c.member(target, "reference", scope, call)
+
+    def key(item: Value) -> Value:
+        assert item.sql is not None
+        ref = item.sql
+        type_part = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(1))
+        id_part = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(2))
+        key_sql: exp.Expression = sql.call("nullif", id_part, exp.Literal.string(""))
+        if wanted is not None:
+            key_sql = sql.case((exp.EQ(this=type_part, expression=exp.Literal.string(wanted)), key_sql))
+        else:
+            urn = sql.call("regexp_extract", ref, exp.Literal.string(_URN_PATTERN), exp.Literal.number(1))
+            key_sql = sql.coalesce(key_sql, sql.call("nullif", urn, exp.Literal.string("")))
+        return Value(sql=key_sql, type="string")
+
+    return c.map_items(references, scope, call, key)
+
+
+def _boundary(high: bool) -> FunctionHandler:
+    def handler(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+        if call.args:
+            raise c.error(scope, call, "a precision argument to low/highBoundary() is not supported")
+        value = c.single(target, scope, call)
+        if value.type == "decimal" and value.node is not None and value.text is None:
+            # Precision lives in the literal text: read it as text and compile again.
+            value.node.as_text = True
+            c.needs_second_pass = True
+        text = value.text if value.text is not None else c.sql_of(value, scope, call)
+        result = boundary.boundary_sql(value.type, text, high=high)
+        if result is None:
+            raise c.error(scope, call, f"{'high' if high else 'low'}Boundary() is not defined for {value.type or 'this value'}")
+        result_sql, result_type = result
+        return Value(sql=result_sql, type=result_type)
+
+    return handler
+
+
+def _string_function(name: str, result_type: str) -> FunctionHandler:
+    def handler(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+        value = c.sql_of(c.single(target, scope, call), scope, call)
+        args = [c.sql_of(c.single(c.compile(a, scope), scope, a), scope, a) for a in call.args]
+        return Value(sql=sql.call(name, value, *args), type=result_type)
+
+    return handler
+
+
+def _to_string(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    value = c.sql_of(c.single(target, scope, call), scope, call)
+    return Value(sql=sql.cast(value, "VARCHAR"), type="string")
+
+
+FUNCTIONS: dict[str, FunctionHandler] = {
+    "where": _where,
+    "exists": _exists,
+    "empty": _empty,
+    "first": _item_at(1),
+    "last": _item_at(-1),
+    "count": _count,
+    "not": _not,
+    "ofType": _of_type,
+    "extension": _extension,
+    "join": _join,
+    "getResourceKey": _get_resource_key,
+    "getReferenceKey": _get_reference_key,
+    "lowBoundary": _boundary(high=False),
+    "highBoundary": _boundary(high=True),
+    "startsWith": _string_function("starts_with", "boolean"),
+    "endsWith": _string_function("ends_with", "boolean"),
+    "contains": _string_function("contains", "boolean"),
+    "lower": _string_function("lower", "string"),
+    "upper": _string_function("upper", "string"),
+    "length": _string_function("length", "integer"),
+    "toString": _to_string,
+}
