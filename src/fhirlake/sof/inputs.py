@@ -102,7 +102,7 @@ def line_problem(raw: bytes, resource_type: str) -> str | None:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return f"not valid JSON ({exc})"
+        return f"not valid JSON ({str(exc).split(': line ')[0]})"
     if not isinstance(value, dict):
         return f"not a JSON object but a {type(value).__name__}"
     found = value.get("resourceType")

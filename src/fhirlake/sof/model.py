@@ -33,7 +33,7 @@ from fhirlake.sof.fhirpath import Node, parse
 __all__ = [
     "Column",
     "Constant",
-    "Path",
+    "PathExpression",
     "Select",
     "Tag",
     "ViewDefinition",
@@ -81,7 +81,7 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
-class Path:
+class PathExpression:
     """A FHIRPath expression of a view: its text and its parsed syntax tree."""
 
     text: str
@@ -100,9 +100,9 @@ class Select:
     columns: tuple[Column, ...] = ()
     selects: tuple[Select, ...] = ()
     union_all: tuple[Select, ...] = ()
-    for_each: Path | None = None
-    for_each_or_null: Path | None = None
-    repeat: tuple[Path, ...] = ()
+    for_each: PathExpression | None = None
+    for_each_or_null: PathExpression | None = None
+    repeat: tuple[PathExpression, ...] = ()
 
     @property
     def all_columns(self) -> tuple[Column, ...]:
@@ -343,8 +343,8 @@ class _ViewParser:
         if not ok:
             raise ViewDefinitionError(pointer, f"{value!r} is not a valid {fhir_type}")
 
-    def _iteration(self, value: Any, pointer: str) -> Path:
-        return Path(text=value, expression=self._path(value, pointer), pointer=pointer)
+    def _iteration(self, value: Any, pointer: str) -> PathExpression:
+        return PathExpression(text=value, expression=self._path(value, pointer), pointer=pointer)
 
     @staticmethod
     def _path(value: Any, pointer: str) -> Node:

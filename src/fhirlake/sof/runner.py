@@ -94,7 +94,10 @@ def run_view(
     try:
         if isinstance(source, pa.Table | duckdb.DuckDBPyRelation):
             query = compiled.query(_relation_source(compiled, con, source, resource_column))
-            return _execute(con, query, output)
+            try:
+                return _execute(con, query, output)
+            except duckdb.Error as exc:
+                raise _evaluation_error(exc) from exc
         files = find_files(source, compiled.view.resource)
         if skip_invalid:
             return _run_checked(con, compiled, files, output, quarantine)
@@ -148,7 +151,7 @@ def _relation_source(
 def _execute(con: duckdb.DuckDBPyConnection, query: exp.Select, output: str | Path | None) -> RunResult:
     text = query.sql(dialect="duckdb")
     if output is None:
-        table = con.sql(text).fetch_arrow_table()
+        table = con.sql(text).to_arrow_table()
         return RunResult(rows=table.num_rows, table=table)
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)

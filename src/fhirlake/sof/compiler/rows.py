@@ -23,7 +23,7 @@ from fhirlake.sof.compiler import sql
 from fhirlake.sof.compiler.expressions import ExpressionCompiler
 from fhirlake.sof.compiler.values import Scope, Value
 from fhirlake.sof.fhirpath import EnvVar, Node
-from fhirlake.sof.model import Column, Path, Select
+from fhirlake.sof.model import Column, PathExpression, Select
 from fhirlake.sof.schema import SchemaNode
 
 __all__ = ["OutputColumn", "RowCompiler", "RowSet"]
@@ -132,7 +132,7 @@ class RowCompiler:
         return RowSet(columns=columns, rows=merged)
 
     # -- iteration -----------------------------------------------------------------------
-    def focus_list(self, path: Path, scope: Scope) -> tuple[Value, exp.Expression]:
+    def focus_list(self, path: PathExpression, scope: Scope) -> tuple[Value, exp.Expression]:
         """Compile an iteration path: the focus value (its type, node) and its items as a list."""
         inner = replace(scope, pointer=path.pointer, expression=path.text)
         foci = self.expressions.compile(path.expression, inner)

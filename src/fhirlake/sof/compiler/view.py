@@ -66,6 +66,8 @@ class CompiledView:
         if strict:
             type_check = sql.case((is_view_type, exp.true()), default=sql.raise_error(WRONG_TYPE_MESSAGE))
         condition = sql.and_(type_check, *self.filters)
+        if not isinstance(source, exp.Table | exp.Subquery):
+            source = exp.Table(this=source)  # a table function such as read_json(...)
         from_ = exp.alias_(source, ROOT_ALIAS, table=True)
         projections = [exp.alias_(v, c.name, quoted=True) for c, v in self.per_resource]
         if self.rows is None:

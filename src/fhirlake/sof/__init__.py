@@ -1,0 +1,42 @@
+"""SQL-on-FHIR v2: run ViewDefinitions over FHIR resources with DuckDB.
+
+A ViewDefinition is parsed once into an immutable model (:func:`parse_view`, :func:`load_view`),
+compiled to one DuckDB SELECT built as a sqlglot tree (:func:`compile_view`), and run over NDJSON
+files or a relation of resources (:func:`run_view`), producing an Arrow table or a Parquet file.
+
+>>> from fhirlake.sof import compile_view, parse_view
+>>> view = parse_view({"resource": "Patient", "select": [{"column": [
+...     {"name": "id", "path": "getResourceKey()", "type": "id"},
+...     {"name": "family", "path": "name.where(use = 'official').family.first()", "type": "string"}]}]})
+>>> print(compile_view(view).sql(pretty=False))  # doctest: +ELLIPSIS
+SELECT r."id" AS "id", LIST_EXTRACT(...) AS "family" FROM resources AS r WHERE r."resourceType" = 'Patient'
+"""
+
+from __future__ import annotations
+
+from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
+from fhirlake.sof.errors import FhirPathSyntaxError, SofError, ViewDefinitionError, ViewEvaluationError
+from fhirlake.sof.model import Column, Constant, PathExpression, Select, Tag, ViewDefinition, Where, load_view, parse_view
+from fhirlake.sof.runner import RunResult, resources_table, run_view
+
+__all__ = [
+    "Column",
+    "CompiledView",
+    "Constant",
+    "FhirPathSyntaxError",
+    "OutputColumn",
+    "PathExpression",
+    "RunResult",
+    "Select",
+    "SofError",
+    "Tag",
+    "ViewDefinition",
+    "ViewDefinitionError",
+    "ViewEvaluationError",
+    "Where",
+    "compile_view",
+    "load_view",
+    "parse_view",
+    "resources_table",
+    "run_view",
+]

@@ -1,0 +1,77 @@
+"""``fhirlake view``: run, validate and show the SQL of ViewDefinitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+from fhirlake.sof.compiler import compile_view
+from fhirlake.sof.inputs import find_files
+from fhirlake.sof.library import resolve_view, view_files
+from fhirlake.sof.runner import read_json_source, run_view
+
+__all__ = ["print_table", "view_group"]
+
+
+@click.group("view")
+def view_group() -> None:
+    """Run SQL-on-FHIR v2 ViewDefinitions (a file, or a name from sql_on_fhir_views/)."""
+
+
+@view_group.command("run")
+@click.argument("view")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "output", type=click.Path(path_type=Path), help="Write the rows to this Parquet file.")
+@click.option("--skip-invalid", is_flag=True, help="Quarantine unusable lines instead of stopping at the first.")
+@click.option("--quarantine", type=click.Path(path_type=Path), help="Where quarantined lines go (NDJSON).")
+@click.option("--limit", default=20, show_default=True, help="Rows to print when not writing a file.")
+def run_command(view: str, source: Path, output: Path | None, skip_invalid: bool, quarantine: Path | None, limit: int) -> None:
+    """Run VIEW over SOURCE (a Bulk Data export folder or NDJSON files)."""
+    _, definition = resolve_view(view)
+    result = run_view(definition, source, output=output, skip_invalid=skip_invalid, quarantine=quarantine)
+    console = Console()
+    if result.table is not None:
+        print_table(console, definition.name or view, result.table, limit)
+    else:
+        console.print(f"wrote {result.rows} rows to {result.output}")
+    if result.resources_in is not None:
+        console.print(
+            f"resources in: {result.resources_in}  out: {result.resources_out}  "
+            f"quarantined: {result.quarantined}" + (f" ({result.quarantine})" if result.quarantined else "")
+        )
+
+
+@view_group.command("validate")
+@click.argument("views", nargs=-1)
+def validate_command(views: tuple[str, ...]) -> None:
+    """Parse and compile VIEWS (default: every view of the library); report the first error."""
+    paths = list(views) or [str(p) for p in view_files()]
+    for name in paths:
+        path, definition = resolve_view(name)
+        compiled = compile_view(definition)
+        click.echo(f"ok  {path}  ({definition.resource}, {len(compiled.columns)} columns)")
+
+
+@view_group.command("sql")
+@click.argument("view")
+@click.option("--source", type=click.Path(exists=True, path_type=Path), help="Show the SQL reading these NDJSON files.")
+def sql_command(view: str, source: Path | None) -> None:
+    """Print the DuckDB SQL that VIEW compiles to, formatted."""
+    _, definition = resolve_view(view)
+    compiled = compile_view(definition)
+    relation = read_json_source(compiled, find_files(source, definition.resource)) if source else None
+    click.echo(compiled.sql(relation))
+
+
+def print_table(console: Console, title: str, table: pa.Table, limit: int) -> None:
+    """Print the first ``limit`` rows of an Arrow table."""
+    shown = Table(title=f"{title} ({table.num_rows} rows)")
+    for name in table.column_names:
+        shown.add_column(name)
+    for row in table.slice(0, limit).to_pylist():
+        shown.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(shown)
