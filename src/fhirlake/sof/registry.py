@@ -45,8 +45,9 @@ PRIMITIVE_TYPES = frozenset({
     "instant", "integer", "integer64", "markdown", "oid", "positiveInt", "string", "time",
     "unsignedInt", "uri", "url", "uuid", "xhtml",
 })
-# FHIR type -> DuckDB type of an output column (SQL-on-FHIR "Column Types"; decimal is a
-# DOUBLE rather than text because analysts compute with it).
+# FHIR type -> DuckDB type of an output column (SQL-on-FHIR "Column Types": instant is a
+# TIMESTAMPTZ, other dates stay text since they may be partial; decimal is a DOUBLE rather
+# than text because analysts compute with it).
 _OUTPUT_TYPES = {
     "boolean": "BOOLEAN",
     "integer": "INTEGER",
@@ -54,6 +55,7 @@ _OUTPUT_TYPES = {
     "unsignedInt": "INTEGER",
     "integer64": "BIGINT",
     "decimal": "DOUBLE",
+    "instant": "TIMESTAMPTZ",
 }
 
 

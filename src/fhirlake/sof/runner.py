@@ -135,6 +135,8 @@ def _relation_source(
 ) -> exp.Expression:
     """Resource JSON text in ``column`` of a relation, parsed into the view's columns."""
     name = "__fhirlake_input"
+    if isinstance(source, duckdb.DuckDBPyRelation):
+        source = source.to_arrow_table()  # it may belong to another connection
     con.register(name, source)
     structure = orjson.dumps(compiled.read_structure).decode()
     text = exp.column(column, quoted=True)
@@ -166,8 +168,8 @@ def _execute(con: duckdb.DuckDBPyConnection, query: exp.Select, output: str | Pa
             params=[exp.CopyParameter(this=exp.var("FORMAT"), expression=exp.var("PARQUET")),
                     exp.CopyParameter(this=exp.var("COMPRESSION"), expression=exp.var("ZSTD"))],
         )
-        result = con.sql(copy.sql(dialect="duckdb"))
-        rows = int(result.fetchone()[0]) if result is not None else 0  # type: ignore[index]
+        written = con.execute(copy.sql(dialect="duckdb")).fetchall()
+        rows = int(written[0][0]) if written else 0
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
