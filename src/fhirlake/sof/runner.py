@@ -37,8 +37,9 @@ __all__ = ["RunResult", "run_view"]
 ViewLike = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
 Source = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
 
-# Large FHIR resources (bundled documents, big ExplanationOfBenefits) exceed DuckDB's default.
-_MAX_OBJECT_SIZE = 512 * 1024 * 1024
+# DuckDB's default largest JSON object is 16 MB; a larger one (a big Bundle-like resource) makes
+# the run retry with this. Not the default: a large buffer per thread slows every read down.
+_LARGE_OBJECT_SIZE = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,8 @@ def run_view(
         files = find_files(source, compiled.view.resource)
         if skip_invalid:
             return _run_checked(con, compiled, files, output, quarantine)
-        query = compiled.query(read_json_source(compiled, files), strict=True)
         try:
-            return _execute(con, query, output)
+            return _execute_files(con, compiled, files, output, strict=True)
         except duckdb.Error as exc:
             raise _diagnose(exc, files, compiled.view.resource) from exc
     finally:
@@ -116,18 +116,33 @@ def resources_table(resources: Iterable[Mapping[str, Any]], column: str = "resou
     return pa.table({column: pa.array([orjson.dumps(r).decode() for r in resources], pa.string())})
 
 
-def read_json_source(compiled: CompiledView, files: Sequence[Path]) -> exp.Expression:
+def read_json_source(compiled: CompiledView, files: Sequence[Path], *, large_objects: bool = False) -> exp.Expression:
     """``read_json([...files], columns := {...})`` with the columns the view reads."""
     columns = exp.Struct(expressions=[
         exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(sql_type))
         for name, sql_type in compiled.read_columns.items()
     ])
-    return exp.Anonymous(this="read_json", expressions=[
+    arguments: list[exp.Expression] = [
         exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]),
         exp.PropertyEQ(this=exp.to_identifier("format"), expression=exp.Literal.string("newline_delimited")),
         exp.PropertyEQ(this=exp.to_identifier("columns"), expression=columns),
-        exp.PropertyEQ(this=exp.to_identifier("maximum_object_size"), expression=exp.Literal.number(_MAX_OBJECT_SIZE)),
-    ])
+    ]
+    if large_objects:
+        size = exp.Literal.number(_LARGE_OBJECT_SIZE)
+        arguments.append(exp.PropertyEQ(this=exp.to_identifier("maximum_object_size"), expression=size))
+    return exp.Anonymous(this="read_json", expressions=arguments)
+
+
+def _execute_files(
+    con: duckdb.DuckDBPyConnection, compiled: CompiledView, files: Sequence[Path], output: str | Path | None, *, strict: bool
+) -> RunResult:
+    """Run over NDJSON files; retry with a larger object limit when a resource exceeds 16 MB."""
+    try:
+        return _execute(con, compiled.query(read_json_source(compiled, files), strict=strict), output)
+    except duckdb.Error as exc:
+        if "maximum_object_size" not in str(exc):
+            raise
+    return _execute(con, compiled.query(read_json_source(compiled, files, large_objects=True), strict=strict), output)
 
 
 def _relation_source(
@@ -199,9 +214,11 @@ def _run_checked(
                     quarantined += 1
                     record = {"file": str(path), "line": number, "reason": problem, "text": line.decode("utf-8", "replace")}
                     bad_file.write(orjson.dumps(record) + b"\n")
-        query = compiled.query(read_json_source(compiled, [good]) if resources_out else _empty_source(compiled))
         try:
-            result = _execute(con, query, output)
+            if resources_out:
+                result = _execute_files(con, compiled, [good], output, strict=False)
+            else:
+                result = _execute(con, compiled.query(_empty_source(compiled)), output)
         except duckdb.Error as exc:
             raise _evaluation_error(exc) from exc
     return RunResult(

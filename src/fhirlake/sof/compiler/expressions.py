@@ -307,8 +307,8 @@ class ExpressionCompiler:
         if op in ("~", "!~"):
             return self._equivalence(op, left, right, scope, node)
         if op in _COMPARISONS:
-            a = self.sql_of(self.single(left, scope, node.left), scope, node)
-            b = self.sql_of(self.single(right, scope, node.right), scope, node)
+            a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
+            b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
             return Value(sql=_COMPARISONS[op](this=a, expression=b), type="boolean")
         if op == "|":
             merged = sql.call("list_concat", self.as_list(left, scope, node), self.as_list(right, scope, node))
@@ -321,8 +321,8 @@ class ExpressionCompiler:
         return self._arithmetic(op, left, right, scope, node)
 
     def _boolean(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
-        a = self.sql_of(self.single(left, scope, node.left), scope, node)
-        b = self.sql_of(self.single(right, scope, node.right), scope, node)
+        a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
+        b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
         if op == "and":
             result: exp.Expression = exp.And(this=a, expression=b)
         elif op == "or":
@@ -335,7 +335,7 @@ class ExpressionCompiler:
 
     def _equality(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
         if not left.many and not right.many:
-            a, b = self.sql_of(left, scope, node.left), self.sql_of(right, scope, node.right)
+            a, b = _operand(self.sql_of(left, scope, node.left)), _operand(self.sql_of(right, scope, node.right))
             result: exp.Expression = exp.EQ(this=a, expression=b) if op == "=" else exp.NEQ(this=a, expression=b)
             return Value(sql=result, type="boolean")
         # Collection equality: empty if either side is empty, else item by item in order.
@@ -350,8 +350,8 @@ class ExpressionCompiler:
         return Value(sql=sql.case((either_empty, sql.null()), default=equal), type="boolean")
 
     def _equivalence(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
-        a = self.sql_of(self.single(left, scope, node.left), scope, node)
-        b = self.sql_of(self.single(right, scope, node.right), scope, node)
+        a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
+        b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
         if (left.type in _STRINGY) or (right.type in _STRINGY):
             a, b = sql.call("lower", a), sql.call("lower", b)
         both_empty = exp.And(this=exp.Is(this=a, expression=exp.null()), expression=exp.Is(this=b, expression=exp.null()))
@@ -361,8 +361,8 @@ class ExpressionCompiler:
         return Value(sql=same, type="boolean")
 
     def _arithmetic(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
-        a = self.sql_of(self.single(left, scope, node.left), scope, node)
-        b = self.sql_of(self.single(right, scope, node.right), scope, node)
+        a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
+        b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
         numeric = left.type in _NUMERIC and right.type in _NUMERIC
         if op == "&":
             empty = exp.Literal.string("")
@@ -407,3 +407,11 @@ class ExpressionCompiler:
         if value.type is None:
             raise self.error(scope, node, f"cannot tell whether this value is a {type_name}")
         return Value(sql=sql.null(), type=type_name, many=False)
+
+
+def _operand(value: exp.Expression) -> exp.Expression:
+    """Parenthesise an operator's operand when it is itself an operation (SQL has no chained
+    comparisons, and its precedence differs from FHIRPath's)."""
+    if isinstance(value, exp.Binary | exp.Not | exp.Is):
+        return exp.Paren(this=value)
+    return value

@@ -112,18 +112,40 @@ def _get_reference_key(c: ExpressionCompiler, call: Call, target: Value, scope: 
 
     def key(item: Value) -> Value:
         assert item.sql is not None
-        ref = item.sql
-        type_part = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(1))
-        id_part = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(2))
-        key_sql: exp.Expression = sql.call("nullif", id_part, exp.Literal.string(""))
-        if wanted is not None:
-            key_sql = sql.case((exp.EQ(this=type_part, expression=exp.Literal.string(wanted)), key_sql))
-        else:
-            urn = sql.call("regexp_extract", ref, exp.Literal.string(_URN_PATTERN), exp.Literal.number(1))
-            key_sql = sql.coalesce(key_sql, sql.call("nullif", urn, exp.Literal.string("")))
-        return Value(sql=key_sql, type="string")
+        return Value(sql=reference_key_sql(item.sql, wanted), type="string")
 
     return c.map_items(references, scope, call, key)
+
+
+def reference_key_sql(ref: exp.Expression, wanted: str | None) -> exp.Expression:
+    """The key a reference points to: the id of ``Type/id`` (relative, absolute or versioned;
+    ``urn:uuid:`` too when no type is asked), NULL when it is another type or unresolvable.
+
+    The relative form, by far the most common, is read with plain string functions; the
+    regular expression only runs for the other forms.
+    """
+    empty = exp.Literal.string("")
+    if wanted is not None:
+        prefix = f"{wanted}/"
+        rest = sql.call("substr", ref, exp.Literal.number(len(prefix) + 1))
+        simple = sql.and_(
+            sql.call("starts_with", ref, exp.Literal.string(prefix)),
+            exp.Not(this=sql.call("contains", rest, exp.Literal.string("/"))),
+        )
+        pattern = rf"(?:^|/){wanted}/([A-Za-z0-9\-\.]{{1,64}})(?:/_history/[^/]+)?$"
+        other = sql.call("regexp_extract", ref, exp.Literal.string(pattern), exp.Literal.number(1))
+        return sql.call("nullif", sql.case((simple, rest), default=other), empty)
+    slash = sql.call("strpos", ref, exp.Literal.string("/"))
+    after = sql.call("substr", ref, exp.Add(this=slash, expression=exp.Literal.number(1)))
+    simple = sql.and_(
+        exp.GT(this=slash, expression=exp.Literal.number(1)),
+        exp.Not(this=sql.call("contains", ref, exp.Literal.string(":"))),
+        exp.Not(this=sql.call("contains", after, exp.Literal.string("/"))),
+    )
+    absolute = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(2))
+    urn = sql.call("regexp_extract", ref, exp.Literal.string(_URN_PATTERN), exp.Literal.number(1))
+    other = sql.coalesce(sql.call("nullif", absolute, empty), urn)
+    return sql.call("nullif", sql.case((simple, after), default=other), empty)
 
 
 def _boundary(high: bool) -> FunctionHandler:
