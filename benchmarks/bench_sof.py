@@ -118,9 +118,8 @@ def run_one(engine: str, view: str, data: Path, out: Path) -> dict[str, float]:
 
 def measure(engine: str, view: str, data: Path, out: Path) -> dict[str, float]:
     code = (
-        "import json, sys; sys.path.insert(0, %r); from bench_sof import run_one; "
-        "from pathlib import Path; print(json.dumps(run_one(%r, %r, Path(%r), Path(%r))))"
-        % (str(HERE), engine, view, str(data), str(out))
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); from bench_sof import run_one; "
+        f"from pathlib import Path; print(json.dumps(run_one({engine!r}, {view!r}, Path({str(data)!r}), Path({str(out)!r}))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

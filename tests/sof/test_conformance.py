@@ -88,7 +88,7 @@ def _canonical(value: Any, fhir_type: str | None) -> Any:
 
 
 def _multiset(rows: list[dict[str, Any]], types: dict[str, str | None]) -> list[Any]:
-    return sorted((repr(sorted((k, _canonical(v, types.get(k))) for k, v in row.items())) for row in rows))
+    return sorted(repr(sorted((k, _canonical(v, types.get(k))) for k, v in row.items())) for row in rows)
 
 
 @pytest.mark.parametrize(("suite", "test"), _cases())

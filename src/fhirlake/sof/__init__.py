@@ -15,8 +15,23 @@ SELECT r."id" AS "id", LIST_EXTRACT(...) AS "family" FROM resources AS r WHERE r
 from __future__ import annotations
 
 from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
-from fhirlake.sof.errors import FhirPathSyntaxError, SofError, ViewDefinitionError, ViewEvaluationError
-from fhirlake.sof.model import Column, Constant, PathExpression, Select, Tag, ViewDefinition, Where, load_view, parse_view
+from fhirlake.sof.errors import (
+    FhirPathSyntaxError,
+    SofError,
+    ViewDefinitionError,
+    ViewEvaluationError,
+)
+from fhirlake.sof.model import (
+    Column,
+    Constant,
+    PathExpression,
+    Select,
+    Tag,
+    ViewDefinition,
+    Where,
+    load_view,
+    parse_view,
+)
 from fhirlake.sof.runner import RunResult, resources_table, run_view
 
 __all__ = [

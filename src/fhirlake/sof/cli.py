@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 import pyarrow as pa
 from rich.console import Console
-from rich.table import Table
 
 from fhirlake.sof.compiler import compile_view
 from fhirlake.sof.inputs import find_files
@@ -68,10 +67,12 @@ def sql_command(view: str, source: Path | None) -> None:
 
 
 def print_table(console: Console, title: str, table: pa.Table, limit: int) -> None:
-    """Print the first ``limit`` rows of an Arrow table."""
-    shown = Table(title=f"{title} ({table.num_rows} rows)")
-    for name in table.column_names:
-        shown.add_column(name)
-    for row in table.slice(0, limit).to_pylist():
-        shown.add_row(*("" if v is None else str(v) for v in row.values()))
-    console.print(shown)
+    """Print the first ``limit`` rows of an Arrow table, as polars shows a DataFrame."""
+    import polars as pl
+
+    frame = pl.from_arrow(table.slice(0, limit))
+    assert isinstance(frame, pl.DataFrame)
+    console.print(f"[bold]{title}[/bold] ({table.num_rows:,} rows)")
+    with pl.Config(tbl_rows=limit, tbl_cols=12, fmt_str_lengths=14, tbl_width_chars=max(console.width, 200),
+                   tbl_hide_dataframe_shape=True):
+        console.print(str(frame), markup=False, highlight=False, soft_wrap=True)

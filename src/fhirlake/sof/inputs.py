@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import orjson
 import zstandard
@@ -77,10 +77,10 @@ def _files_in_folder(folder: Path, resource_type: str) -> list[Path]:
 def open_text(path: Path) -> IO[bytes]:
     """Open an NDJSON file for reading bytes, decompressing .gz and .zst transparently."""
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     if path.name.endswith(".zst"):
         raw = path.open("rb")
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))  # type: ignore[arg-type]
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     return path.open("rb")
 
 

@@ -237,7 +237,7 @@ class _ViewParser:
             raise ViewDefinitionError(
                 pointer, f"a select may have only one of forEach, forEachOrNull, repeat (has {', '.join(iterations)})"
             )
-        repeat = ()
+        repeat: tuple[PathExpression, ...] = ()
         if "repeat" in data:
             paths = data["repeat"]
             if not isinstance(paths, list) or not paths:

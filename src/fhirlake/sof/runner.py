@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import orjson
@@ -34,8 +34,8 @@ from fhirlake.sof.model import ViewDefinition, load_view, parse_view
 
 __all__ = ["RunResult", "run_view"]
 
-ViewLike = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
-Source = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
+ViewLike: TypeAlias = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
+Source: TypeAlias = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
 
 # DuckDB's default largest JSON object is 16 MB; a larger one (a big Bundle-like resource) makes
 # the run retry with this. Not the default: a large buffer per thread slows every read down.

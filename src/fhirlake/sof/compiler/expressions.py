@@ -31,7 +31,7 @@ _NUMERIC = frozenset({"integer", "decimal", "positiveInt", "unsignedInt", "integ
 _INTEGERS = frozenset({"integer", "positiveInt", "unsignedInt", "integer64"})
 _STRINGY = frozenset({"string", "code", "id", "uri", "url", "canonical", "oid", "uuid",
                       "markdown", "base64Binary", "date", "dateTime", "time", "instant"})
-_COMPARISONS = {"<": exp.LT, ">": exp.GT, "<=": exp.LTE, ">=": exp.GTE}
+_COMPARISONS: dict[str, type[exp.Expression]] = {"<": exp.LT, ">": exp.GT, "<=": exp.LTE, ">=": exp.GTE}
 
 FunctionHandler = Callable[["ExpressionCompiler", Call, Value, Scope], Value]
 

@@ -22,7 +22,7 @@ from fhirlake.sof import registry
 from fhirlake.sof.compiler import sql
 from fhirlake.sof.compiler.expressions import ExpressionCompiler
 from fhirlake.sof.compiler.values import Scope, Value
-from fhirlake.sof.fhirpath import EnvVar, Node
+from fhirlake.sof.fhirpath import EnvVar
 from fhirlake.sof.model import Column, PathExpression, Select
 from fhirlake.sof.schema import SchemaNode
 
@@ -215,10 +215,10 @@ class RowCompiler:
                 values.append((self.expressions.compile(path.expression, inner), inner, path.expression))
         shared: SchemaNode | None = None
         lists = []
-        for value, inner, path in values:
+        for value, inner, expression in values:
             if value.node is not None:
                 shared = value.node if shared is None else _share(shared, value.node, focus.node)
-            lists.append(self.expressions.as_list(value, inner, path))
+            lists.append(self.expressions.as_list(value, inner, expression))
         merged = lists[0]
         for other in lists[1:]:
             merged = sql.call("list_concat", merged, other)

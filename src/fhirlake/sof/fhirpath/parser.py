@@ -116,11 +116,14 @@ class _Parser:
         return None
 
     # -- grammar -------------------------------------------------------------------------
+    def _at_end(self) -> bool:
+        return self.current.type is TokenType.EOF
+
     def parse(self) -> Node:
-        if self.current.type is TokenType.EOF:
+        if self._at_end():
             raise self._error("empty expression")
         node = self._parse_binary(0)
-        if self.current.type is not TokenType.EOF:
+        if not self._at_end():
             raise self._error(f"unexpected {self.current.text!r}")
         return node
 
