@@ -57,7 +57,7 @@ HAND_WRITTEN = {
 def generate(folder: Path, patients: int, observations: int, seed: int) -> None:
     """Write seeded Patient.ndjson and Observation.ndjson (skipped when already there)."""
     marker = folder / "done.json"
-    wanted = {"patients": patients, "observations": observations, "seed": seed}
+    wanted = {"patients": patients, "observations": observations, "seed": seed, "format": 2}
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,12 @@ def generate(folder: Path, patients: int, observations: int, seed: int) -> None:
             patient = {"resourceType": "Patient", "id": f"p{i}", "meta": {"lastUpdated": "2026-01-01T00:00:00Z"},
                        "gender": rng.choice(("female", "male")), "name": names,
                        "birthDate": f"{rng.randrange(1930, 2020)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-                       "address": [{"city": "Town", "state": "MA", "postalCode": f"0{rng.randrange(1000, 9999)}"}]}
+                       "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                                       "system": "http://hospital.example.org/mrn", "value": f"MRN{rng.randrange(10**8):08d}"}],
+                       "telecom": [{"system": "phone", "value": f"555-{rng.randrange(10**7):07d}", "use": "home"}],
+                       "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]},
+                       "address": [{"line": [f"{rng.randrange(1, 999)} Main Street"], "city": "Town", "state": "MA",
+                                    "postalCode": f"0{rng.randrange(1000, 9999)}", "country": "US"}]}
             out.write(orjson.dumps(patient) + b"\n")
     with (folder / "Observation.ndjson").open("wb") as out:
         for i in range(observations):
@@ -79,7 +84,12 @@ def generate(folder: Path, patients: int, observations: int, seed: int) -> None:
                 "meta": {"lastUpdated": "2026-01-01T00:00:00Z"},
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
                 "subject": {"reference": f"Patient/p{rng.randrange(patients)}"},
+                "encounter": {"reference": f"Encounter/e{rng.randrange(observations // 5 + 1)}"},
                 "effectiveDateTime": f"20{rng.randrange(10, 26)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T10:00:00Z",
+                "issued": "2026-01-01T10:00:00.000+00:00",
+                "performer": [{"reference": f"Practitioner/pr{rng.randrange(500)}", "display": "Dr. Example Practitioner"}],
+                "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                                "code": "N", "display": "Normal"}]}],
             }
             if rng.random() < 0.3:
                 observation["code"] = {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel"}]}

@@ -12,11 +12,12 @@ Element(name='name', type='HumanName', array=True, choice=None)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = [
     "PRIMITIVE_TYPES",
@@ -72,7 +73,7 @@ class Element:
 
 @cache
 def _registry() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(_REGISTRY_PATH.read_text(encoding="utf-8"))
+    data: dict[str, Any] = orjson.loads(_REGISTRY_PATH.read_bytes())
     return data
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
+import sqlglot.dialects.duckdb  # loaded with the engine, not on the first query
 from sqlglot import exp
 
 from fhirlake.sof.compiler import sql
