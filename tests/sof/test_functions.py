@@ -58,6 +58,15 @@ def test_counts_strings_and_boolean_logic() -> None:
     assert _column(patients, "name.given.count() div 2 + 1", "Patient") == [2, 1]
 
 
+def test_substring_and_conversions() -> None:
+    patients = [{"resourceType": "Patient", "id": "a", "birthDate": "1970-06-01"}, {"resourceType": "Patient", "id": "b"}]
+    assert _column(patients, "birthDate.substring(0, 4).toInteger()", "Patient") == [1970, None]
+    assert _column(patients, "birthDate.substring(5)", "Patient") == ["06-01", None]
+    assert _column(patients, "birthDate.substring(20, 2)", "Patient") == [None, None]
+    assert _column(patients, "'2.5'.toDecimal() * 2", "Patient") == [5.0, 5.0]
+    assert _column(patients, "'x'.toInteger()", "Patient") == [None, None]
+
+
 def test_value_choice_exists_and_is() -> None:
     observations = [
         {"resourceType": "Observation", "id": "o1", "valueQuantity": {"value": 1}},

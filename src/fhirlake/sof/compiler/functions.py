@@ -176,6 +176,29 @@ def _string_function(name: str, result_type: str) -> FunctionHandler:
     return handler
 
 
+def _substring(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+    """``substring(start[, length])``: 0-based start, as in FHIRPath; empty past the end."""
+    value = c.sql_of(c.single(target, scope, call), scope, call)
+    start = c.sql_of(c.single(c.compile(call.args[0], scope), scope, call.args[0]), scope, call)
+    one_based = exp.Add(this=start, expression=exp.Literal.number(1))
+    args = [value, one_based]
+    if len(call.args) == 2:
+        args.append(c.sql_of(c.single(c.compile(call.args[1], scope), scope, call.args[1]), scope, call))
+    in_range = sql.and_(
+        exp.GTE(this=start, expression=exp.Literal.number(0)),
+        exp.LT(this=start, expression=sql.call("length", value)),
+    )
+    return Value(sql=sql.case((in_range, sql.call("substr", *args))), type="string")
+
+
+def _convert(sql_type: str, result_type: str) -> FunctionHandler:
+    def handler(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
+        value = c.sql_of(c.single(target, scope, call), scope, call)
+        return Value(sql=sql.cast(value, sql_type, safe=True), type=result_type)
+
+    return handler
+
+
 def _to_string(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
     value = c.sql_of(c.single(target, scope, call), scope, call)
     return Value(sql=sql.cast(value, "VARCHAR"), type="string")
@@ -203,4 +226,7 @@ FUNCTIONS: dict[str, FunctionHandler] = {
     "upper": _string_function("upper", "string"),
     "length": _string_function("length", "integer"),
     "toString": _to_string,
+    "substring": _substring,
+    "toInteger": _convert("INTEGER", "integer"),
+    "toDecimal": _convert("DOUBLE", "decimal"),
 }

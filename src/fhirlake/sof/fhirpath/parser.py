@@ -49,6 +49,9 @@ KNOWN_FUNCTIONS: dict[str, tuple[int, int]] = {
     "upper": (0, 0),
     "length": (0, 0),
     "toString": (0, 0),
+    "substring": (1, 2),
+    "toInteger": (0, 0),
+    "toDecimal": (0, 0),
 }
 
 # Binary operators by precedence level, loosest first.
