@@ -51,14 +51,23 @@ class FakeAuthServer:
                 return httpx.Response(404)
             return httpx.Response(
                 200,
-                json={"token_endpoint": TOKEN_URL, "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"]},
+                json={
+                    "token_endpoint": TOKEN_URL,
+                    "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+                },
             )
         if request.url.path.endswith("/metadata"):
             ext = {
                 "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                 "extension": [{"url": "token", "valueUri": TOKEN_URL}],
             }
-            return httpx.Response(200, json={"resourceType": "CapabilityStatement", "rest": [{"security": {"extension": [ext]}}]})
+            return httpx.Response(
+                200,
+                json={
+                    "resourceType": "CapabilityStatement",
+                    "rest": [{"security": {"extension": [ext]}}],
+                },
+            )
         if str(request.url) == TOKEN_URL:
             form = dict(httpx.QueryParams(request.content.decode()))
             assertion = form["client_assertion"]
@@ -73,7 +82,9 @@ class FakeAuthServer:
             self.assertions.append({**claims, "_form": form})
             token = f"token-{len(self.assertions)}"
             self.valid_tokens.add(token)
-            return httpx.Response(200, json={"access_token": token, "token_type": "bearer", "expires_in": self.ttl})
+            return httpx.Response(
+                200, json={"access_token": token, "token_type": "bearer", "expires_in": self.ttl}
+            )
         authorization = request.headers.get("Authorization")
         self.resource_calls.append(authorization)
         if authorization is None or authorization.removeprefix("Bearer ") not in self.valid_tokens:
@@ -82,13 +93,17 @@ class FakeAuthServer:
 
 
 def make_auth(key: SigningKey, clock: Clock, **kwargs: Any) -> SmartBackendAuth:
-    return SmartBackendAuth(client_id="fhirlake-test", key=key, fhir_base_url=BASE, clock=clock, **kwargs)
+    return SmartBackendAuth(
+        client_id="fhirlake-test", key=key, fhir_base_url=BASE, clock=clock, **kwargs
+    )
 
 
 # --------------------------------------------------------------------------- keys
 
 
-def test_keys_load_from_pem_jwk_and_environment_without_showing_material(key: SigningKey, tmp_path: Path) -> None:
+def test_keys_load_from_pem_jwk_and_environment_without_showing_material(
+    key: SigningKey, tmp_path: Path
+) -> None:
     pem = key.private_pem()
     private_key = serialization.load_pem_private_key(pem, password=None)
     algorithm = RSAAlgorithm if key.algorithm == "RS384" else ECAlgorithm
@@ -99,7 +114,9 @@ def test_keys_load_from_pem_jwk_and_environment_without_showing_material(key: Si
 
     from_pem = SigningKey.from_file(tmp_path / "key.pem")
     from_jwks = SigningKey.from_file(tmp_path / "key.jwks")
-    from_env = SigningKey.from_env("HOSPITAL_KEY", environ={"HOSPITAL_KEY": pem.decode()}, kid="env-kid")
+    from_env = SigningKey.from_env(
+        "HOSPITAL_KEY", environ={"HOSPITAL_KEY": pem.decode()}, kid="env-kid"
+    )
 
     assert from_pem.kid == key.kid  # the RFC 7638 thumbprint
     assert from_jwks.kid == "k1"
@@ -121,7 +138,9 @@ def test_a_p256_key_is_refused_for_es384(tmp_path: Path) -> None:
 
 
 def test_unreadable_keys_name_the_source_not_the_content(tmp_path: Path) -> None:
-    (tmp_path / "bad.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "bad.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"
+    )
     with pytest.raises(AuthError, match=r"key file .*bad.pem: not a readable PEM") as info:
         SigningKey.from_file(tmp_path / "bad.pem")
     assert "not a key" not in str(info.value)
@@ -137,22 +156,35 @@ def test_unreadable_keys_name_the_source_not_the_content(tmp_path: Path) -> None
 
 def test_assertion_has_the_claims_and_header_the_spec_requires(key: SigningKey) -> None:
     clock, server = Clock(), FakeAuthServer(key)
-    auth = make_auth(key, clock, jku="https://client.example.org/jwks.json", scope="system/Patient.rs")
+    auth = make_auth(
+        key, clock, jku="https://client.example.org/jwks.json", scope="system/Patient.rs"
+    )
     with httpx.Client(transport=httpx.MockTransport(server), auth=auth) as client:
         assert client.get(f"{BASE}/Patient/1").status_code == 200
     claims, header = server.assertions[0], server.headers[0]
-    assert header == {"alg": key.algorithm, "kid": key.kid, "typ": "JWT", "jku": "https://client.example.org/jwks.json"}
+    assert header == {
+        "alg": key.algorithm,
+        "kid": key.kid,
+        "typ": "JWT",
+        "jku": "https://client.example.org/jwks.json",
+    }
     assert claims["iss"] == claims["sub"] == "fhirlake-test"
     assert claims["aud"] == TOKEN_URL
     assert 0 < claims["exp"] - clock.now <= 300
     assert claims["_form"]["grant_type"] == "client_credentials"
     assert claims["_form"]["scope"] == "system/Patient.rs"
-    assert claims["_form"]["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert (
+        claims["_form"]["client_assertion_type"]
+        == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )
 
 
 def test_every_assertion_has_a_fresh_jti(key: SigningKey) -> None:
     auth = make_auth(key, Clock(), token_url=TOKEN_URL)
-    ids = {jwt.decode(auth.client_assertion(TOKEN_URL), options={"verify_signature": False})["jti"] for _ in range(20)}
+    ids = {
+        jwt.decode(auth.client_assertion(TOKEN_URL), options={"verify_signature": False})["jti"]
+        for _ in range(20)
+    }
     assert len(ids) == 20
 
 
@@ -206,18 +238,27 @@ def test_discovery_falls_back_to_the_capability_statement(key: SigningKey) -> No
 def test_no_token_endpoint_anywhere_is_a_clear_error(key: SigningKey) -> None:
     auth = make_auth(key, Clock())
     transport = httpx.MockTransport(lambda request: httpx.Response(404))
-    with httpx.Client(transport=transport, auth=auth) as client, pytest.raises(AuthError, match="no token endpoint"):
+    with (
+        httpx.Client(transport=transport, auth=auth) as client,
+        pytest.raises(AuthError, match="no token endpoint"),
+    ):
         client.get(f"{BASE}/a")
 
 
-def test_a_refused_token_request_reports_the_oauth_error_without_the_assertion(key: SigningKey) -> None:
+def test_a_refused_token_request_reports_the_oauth_error_without_the_assertion(
+    key: SigningKey,
+) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, json={"error": "invalid_client", "error_description": "unknown kid"})
+        return httpx.Response(
+            401, json={"error": "invalid_client", "error_description": "unknown kid"}
+        )
 
     auth = make_auth(key, Clock(), token_url=TOKEN_URL)
-    with httpx.Client(transport=httpx.MockTransport(refuse), auth=auth) as client:
-        with pytest.raises(AuthError, match=r"refused \(401\): invalid_client: unknown kid") as info:
-            client.get(f"{BASE}/a")
+    with (
+        httpx.Client(transport=httpx.MockTransport(refuse), auth=auth) as client,
+        pytest.raises(AuthError, match=r"refused \(401\): invalid_client: unknown kid") as info,
+    ):
+        client.get(f"{BASE}/a")
     assert "eyJ" not in str(info.value)  # no JWT in the message
 
 

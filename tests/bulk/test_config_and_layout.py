@@ -59,7 +59,9 @@ def test_every_bulk_error_is_a_fhirlake_error() -> None:
 # --------------------------------------------------------------------------- sources file
 
 
-def test_the_example_sources_file_is_valid_and_builds_its_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_example_sources_file_is_valid_and_builds_its_auth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sources = load_sources(REPO / "sources.example.yaml")
     assert set(sources) == {"demo", "hospital-a", "registry"}
     demo, hospital, registry = sources["demo"], sources["hospital-a"], sources["registry"]
@@ -71,7 +73,9 @@ def test_the_example_sources_file_is_valid_and_builds_its_auth(monkeypatch: pyte
 
     monkeypatch.setenv("REGISTRY_TOKEN", "t0ken")
     assert isinstance(registry.auth.build(registry.request.base_url), BearerTokenAuth)
-    monkeypatch.setenv("HOSPITAL_A_PRIVATE_KEY", SigningKey.generate("ES384").private_pem().decode())
+    monkeypatch.setenv(
+        "HOSPITAL_A_PRIVATE_KEY", SigningKey.generate("ES384").private_pem().decode()
+    )
     smart = hospital.auth.build(hospital.request.base_url)
     assert isinstance(smart, SmartBackendAuth) and smart.client_id == "fhirlake-research"
 
@@ -87,13 +91,34 @@ def test_a_missing_secret_variable_names_the_variable(monkeypatch: pytest.Monkey
     ("body", "message"),
     [
         ("sources:\n  a:\n    level: system\n", r"sources.a.url: is required"),
-        ("sources:\n  a:\n    url: http://x\n    level: sytem\n", r"sources.a.level: must be one of system, patient, group \(got 'sytem'\)"),
-        ("sources:\n  a:\n    url: http://x\n    typs: [Patient]\n", r"sources.a.typs: unknown key"),
-        ("sources:\n  a:\n    url: http://x\n    auth: {type: bearer, token: abc}\n", r"sources.a.auth.token: secrets never go in this file"),
-        ("sources:\n  a:\n    url: http://x\n    auth: {type: smart, client_id: c}\n", r"sources.a.auth: SMART auth needs exactly one of key_file or key_env"),
-        ("sources:\n  a:\n    url: http://x\n    level: group\n", r"sources.a: a group-level export needs a group id"),
-        ("sources:\n  a:\n    url: http://x\n    since: yesterday\n", r"sources.a.since: _since 'yesterday' is not a FHIR instant"),
-        ("sources:\n  a:\n    url: http://x\n    parallel: 0\n", r"sources.a.parallel: must be a whole number from 1 to 64"),
+        (
+            "sources:\n  a:\n    url: http://x\n    level: sytem\n",
+            r"sources.a.level: must be one of system, patient, group \(got 'sytem'\)",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    typs: [Patient]\n",
+            r"sources.a.typs: unknown key",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    auth: {type: bearer, token: abc}\n",
+            r"sources.a.auth.token: secrets never go in this file",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    auth: {type: smart, client_id: c}\n",
+            r"sources.a.auth: SMART auth needs exactly one of key_file or key_env",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    level: group\n",
+            r"sources.a: a group-level export needs a group id",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    since: yesterday\n",
+            r"sources.a.since: _since 'yesterday' is not a FHIR instant",
+        ),
+        (
+            "sources:\n  a:\n    url: http://x\n    parallel: 0\n",
+            r"sources.a.parallel: must be a whole number from 1 to 64",
+        ),
         ("sources:\n  'bad name':\n    url: http://x\n", r"sources.bad name: a source name uses"),
         ("sources: [1, 2]\n", r"sources: the file must hold a mapping"),
         ("sources:\n  a: {url: http://x\n", r"not valid YAML"),
@@ -109,7 +134,7 @@ def test_bad_sources_files_name_the_file_and_key(tmp_path: Path, body: str, mess
 
 
 def test_a_missing_sources_file_says_how_to_point_at_one(tmp_path: Path) -> None:
-    with pytest.raises(SourceConfigError, match="file not found .*--sources"):
+    with pytest.raises(SourceConfigError, match=r"file not found .*--sources"):
         load_sources(tmp_path / "nope.yaml")
 
 

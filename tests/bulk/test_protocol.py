@@ -32,7 +32,13 @@ from fhirlake.bulk import (
     Retrying,
     RetryPolicy,
 )
-from fhirlake.bulk._protocol import LineCounter, RetryBudget, Wait, kickoff_request, parse_retry_after
+from fhirlake.bulk._protocol import (
+    LineCounter,
+    RetryBudget,
+    Wait,
+    kickoff_request,
+    parse_retry_after,
+)
 from fhirlake.errors import ConfigurationError
 
 BASE = "https://fhir.example.org/r4"
@@ -58,7 +64,10 @@ class FakeTime:
 
 
 def outcome(code: str, text: str = "") -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
 
 
 def manifest_body(**extra: Any) -> dict[str, Any]:
@@ -85,7 +94,9 @@ def scripted(responses: list[httpx.Response], seen: list[httpx.Request]) -> http
 
 
 def sync_client(transport: httpx.MockTransport, fake: FakeTime, **kwargs: Any) -> BulkClient:
-    return BulkClient(transport=transport, clock=fake.clock, monotonic=fake.clock, sleep=fake.sleep, **kwargs)
+    return BulkClient(
+        transport=transport, clock=fake.clock, monotonic=fake.clock, sleep=fake.sleep, **kwargs
+    )
 
 
 # --------------------------------------------------------------------------- kick-off requests
@@ -99,7 +110,9 @@ def sync_client(transport: httpx.MockTransport, fake: FakeTime, **kwargs: Any) -
         (ExportLevel.GROUP, "g-1", "/r4/Group/g-1/$export"),
     ],
 )
-def test_kickoff_get_targets_each_level_with_the_required_headers(level: ExportLevel, group: str | None, path: str) -> None:
+def test_kickoff_get_targets_each_level_with_the_required_headers(
+    level: ExportLevel, group: str | None, path: str
+) -> None:
     request = kickoff_request(ExportRequest(base_url=BASE + "/", level=level, group_id=group))
     assert request.method == "GET"
     assert request.url.path == path
@@ -125,7 +138,10 @@ def test_kickoff_get_encodes_every_parameter() -> None:
     assert params["_since"] == "2024-01-01T00:00:00Z"
     assert params["_type"] == "Patient,Observation"
     assert params["_elements"] == "id,Observation.code"
-    assert params.get_list("_typeFilter") == ["Observation?category=laboratory", "Observation?code=1,2"]
+    assert params.get_list("_typeFilter") == [
+        "Observation?category=laboratory",
+        "Observation?code=1,2",
+    ]
     assert params["includeAssociatedData"] == "LatestProvenanceResources"
     assert request.headers["Prefer"] == "respond-async, handling=lenient"
 
@@ -162,13 +178,17 @@ def test_kickoff_post_sends_a_parameters_body_with_patient_references() -> None:
         ({"types": ("patient",)}, "not a FHIR resource type"),
     ],
 )
-def test_invalid_requests_are_refused_with_a_clear_reason(kwargs: dict[str, Any], message: str) -> None:
+def test_invalid_requests_are_refused_with_a_clear_reason(
+    kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ExportRequest(base_url=BASE, **kwargs)
 
 
 def test_request_round_trips_through_the_journal_form() -> None:
-    original = ExportRequest(base_url=BASE, level=ExportLevel.GROUP, group_id="g", types=("Patient",))
+    original = ExportRequest(
+        base_url=BASE, level=ExportLevel.GROUP, group_id="g", types=("Patient",)
+    )
     assert ExportRequest.from_json(original.to_json()) == original
     assert original.fingerprint() != ExportRequest(base_url=BASE).fingerprint()
 
@@ -211,14 +231,18 @@ def test_line_counter_counts_an_unterminated_last_line() -> None:
 
 
 def test_backoff_grows_exponentially_up_to_the_cap() -> None:
-    policy = RetryPolicy(backoff_base=1, backoff_factor=2, backoff_cap=5, max_attempts=10, deadline=None)
+    policy = RetryPolicy(
+        backoff_base=1, backoff_factor=2, backoff_cap=5, max_attempts=10, deadline=None
+    )
     budget = RetryBudget(policy, what="x", deadline_at=None)
     delays = [budget.on_failure(None, "500", now=0) for _ in range(5)]
     assert delays == [1, 2, 4, 5, 5]
 
 
 def test_failures_stop_after_max_attempts_with_the_last_reason() -> None:
-    budget = RetryBudget(RetryPolicy(max_attempts=3, deadline=None), what="status u", deadline_at=None)
+    budget = RetryBudget(
+        RetryPolicy(max_attempts=3, deadline=None), what="status u", deadline_at=None
+    )
     budget.on_failure(None, "500", now=0)
     budget.on_failure(None, "500", now=0)
     with pytest.raises(BulkNetworkError, match="status u: gave up after 3 attempts: 502"):
@@ -256,15 +280,22 @@ def test_kickoff_retries_429_and_transient_500_then_resolves_a_relative_location
 
 def test_kickoff_refusal_carries_the_operation_outcome() -> None:
     fake = FakeTime()
-    transport = scripted([httpx.Response(400, json=outcome("invalid", "_type Foo is not supported"))], [])
-    with sync_client(transport, fake) as client, pytest.raises(KickoffError, match="400.*_type Foo is not supported"):
+    transport = scripted(
+        [httpx.Response(400, json=outcome("invalid", "_type Foo is not supported"))], []
+    )
+    with (
+        sync_client(transport, fake) as client,
+        pytest.raises(KickoffError, match=r"400.*_type Foo is not supported"),
+    ):
         client.kick_off(ExportRequest(base_url=BASE))
 
 
 def test_kickoff_without_content_location_is_a_protocol_error() -> None:
-    with sync_client(scripted([httpx.Response(202)], []), FakeTime()) as client:
-        with pytest.raises(BulkProtocolError, match="no Content-Location"):
-            client.kick_off(ExportRequest(base_url=BASE))
+    with (
+        sync_client(scripted([httpx.Response(202)], []), FakeTime()) as client,
+        pytest.raises(BulkProtocolError, match="no Content-Location"),
+    ):
+        client.kick_off(ExportRequest(base_url=BASE))
 
 
 def test_polling_honours_every_retry_after_form_and_reports_progress() -> None:
@@ -274,10 +305,14 @@ def test_polling_honours_every_retry_after_form_and_reports_progress() -> None:
         [
             httpx.Response(202, headers={"Retry-After": "3", "X-Progress": "10% complete"}),
             httpx.Response(429, headers={"Retry-After": http_date}),
-            httpx.Response(202, headers={"Retry-After": str(int(NOW + 23 + 4)), "X-Progress": "90% complete"}),
+            httpx.Response(
+                202, headers={"Retry-After": str(int(NOW + 23 + 4)), "X-Progress": "90% complete"}
+            ),
             httpx.Response(202),  # no Retry-After: backoff
             httpx.Response(500, json=outcome("transient")),
-            httpx.Response(200, json=manifest_body(), headers={"Expires": "Wed, 01 May 2024 12:00:00 GMT"}),
+            httpx.Response(
+                200, json=manifest_body(), headers={"Expires": "Wed, 01 May 2024 12:00:00 GMT"}
+            ),
         ],
         [],
     )
@@ -293,26 +328,39 @@ def test_polling_honours_every_retry_after_form_and_reports_progress() -> None:
 
 
 def test_three_transient_500s_in_a_row_do_not_end_the_export() -> None:
-    transport = scripted([httpx.Response(500, json=outcome("transient"))] * 3 + [httpx.Response(200, json=manifest_body())], [])
+    transport = scripted(
+        [httpx.Response(500, json=outcome("transient"))] * 3
+        + [httpx.Response(200, json=manifest_body())],
+        [],
+    )
     with sync_client(transport, FakeTime()) as client:
         assert client.wait(ExportJob(f"{BASE}/jobs/1")).manifest.output[0].count == 2
 
 
 def test_a_non_transient_status_error_fails_the_export() -> None:
     transport = scripted([httpx.Response(500, json=outcome("exception", "disk full"))], [])
-    with sync_client(transport, FakeTime()) as client, pytest.raises(ExportFailedError, match="disk full"):
+    with (
+        sync_client(transport, FakeTime()) as client,
+        pytest.raises(ExportFailedError, match="disk full"),
+    ):
         client.wait(ExportJob(f"{BASE}/jobs/1"))
 
 
 def test_a_forgotten_job_is_reported_as_expired() -> None:
     transport = scripted([httpx.Response(404, json=outcome("not-found"))], [])
-    with sync_client(transport, FakeTime()) as client, pytest.raises(ExportExpiredError, match="no longer has"):
+    with (
+        sync_client(transport, FakeTime()) as client,
+        pytest.raises(ExportExpiredError, match="no longer has"),
+    ):
         client.wait(ExportJob(f"{BASE}/jobs/1"))
 
 
 def test_a_manifest_that_is_not_json_is_a_protocol_error() -> None:
     transport = scripted([httpx.Response(200, content=b"<html>")], [])
-    with sync_client(transport, FakeTime()) as client, pytest.raises(BulkProtocolError, match="not JSON"):
+    with (
+        sync_client(transport, FakeTime()) as client,
+        pytest.raises(BulkProtocolError, match="not JSON"),
+    ):
         client.wait(ExportJob(f"{BASE}/jobs/1"))
 
 
@@ -337,7 +385,10 @@ def test_manifest_ignores_unknown_fields_and_keeps_deleted() -> None:
     [
         ({"transactionTime": None}, "no transactionTime"),
         ({"output": None}, "no output"),
-        ({"output": [{"type": "Patient", "url": "/relative"}]}, r"output\[0\].url is not an absolute URL"),
+        (
+            {"output": [{"type": "Patient", "url": "/relative"}]},
+            r"output\[0\].url is not an absolute URL",
+        ),
         ({"output": [{"type": "Patient", "url": f"{BASE}/f", "count": -1}]}, r"output\[0\].count"),
         ({"requiresAccessToken": "yes"}, "requiresAccessToken is not a boolean"),
     ],
@@ -355,15 +406,20 @@ def file_transport(bodies: list[httpx.Response], seen: list[httpx.Request]) -> h
     return scripted(bodies, seen)
 
 
-def test_download_decodes_gzip_streams_to_disk_and_sends_no_token_when_not_required(tmp_path: Path) -> None:
+def test_download_decodes_gzip_streams_to_disk_and_sends_no_token_when_not_required(
+    tmp_path: Path,
+) -> None:
     seen: list[httpx.Request] = []
     lines = b'{"resourceType":"Patient","id":"a"}\n{"resourceType":"Patient","id":"b"}\n'
     transport = file_transport(
-        [httpx.Response(200, content=gzip.compress(lines), headers={"Content-Encoding": "gzip"})], seen
+        [httpx.Response(200, content=gzip.compress(lines), headers={"Content-Encoding": "gzip"})],
+        seen,
     )
     auth = httpx.BasicAuth("should", "not-be-sent")
     with sync_client(transport, FakeTime(), auth=auth) as client:
-        result = client.download(ManifestFile("Patient", f"{BASE}/f/1", 2), tmp_path / "p.ndjson", requires_token=False)
+        result = client.download(
+            ManifestFile("Patient", f"{BASE}/f/1", 2), tmp_path / "p.ndjson", requires_token=False
+        )
     assert (tmp_path / "p.ndjson").read_bytes() == lines
     assert (result.lines, result.bytes) == (2, len(lines))
     assert seen[0].headers["Accept-Encoding"] == "gzip"
@@ -382,23 +438,35 @@ def test_download_retries_5xx_and_honours_retry_after_on_429(tmp_path: Path) -> 
         [],
     )
     with sync_client(transport, fake, retry=RetryPolicy(backoff_base=0.5)) as client:
-        client.download(ManifestFile("Patient", f"{BASE}/f/1", 1), tmp_path / "p.ndjson", requires_token=False)
+        client.download(
+            ManifestFile("Patient", f"{BASE}/f/1", 1), tmp_path / "p.ndjson", requires_token=False
+        )
     assert fake.sleeps == [0.5, 9.0]
 
 
 def test_count_mismatch_is_retried_once_then_reported_and_nothing_is_left(tmp_path: Path) -> None:
     transport = file_transport([httpx.Response(200, content=b"{}\n")] * 2, [])
-    with sync_client(transport, FakeTime()) as client:
-        with pytest.raises(CountMismatchError, match="says 3 resources but the file holds 1 lines"):
-            client.download(ManifestFile("Patient", f"{BASE}/f/1", 3), tmp_path / "p.ndjson", requires_token=False)
+    with (
+        sync_client(transport, FakeTime()) as client,
+        pytest.raises(CountMismatchError, match="says 3 resources but the file holds 1 lines"),
+    ):
+        client.download(
+            ManifestFile("Patient", f"{BASE}/f/1", 3),
+            tmp_path / "p.ndjson",
+            requires_token=False,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_gone_file_is_a_clear_expiry_error(tmp_path: Path) -> None:
     transport = file_transport([httpx.Response(410)], [])
-    with sync_client(transport, FakeTime()) as client:
-        with pytest.raises(ExportExpiredError, match=r"gone \(410\).*--restart-expired"):
-            client.download(ManifestFile("Patient", f"{BASE}/f/1"), tmp_path / "p.ndjson", requires_token=False)
+    with (
+        sync_client(transport, FakeTime()) as client,
+        pytest.raises(ExportExpiredError, match=r"gone \(410\).*--restart-expired"),
+    ):
+        client.download(
+            ManifestFile("Patient", f"{BASE}/f/1"), tmp_path / "p.ndjson", requires_token=False
+        )
 
 
 def test_network_errors_are_retried_then_reported_with_the_cause(tmp_path: Path) -> None:
@@ -406,9 +474,13 @@ def test_network_errors_are_retried_then_reported_with_the_cause(tmp_path: Path)
         raise httpx.ConnectError("connection refused", request=request)
 
     fake = FakeTime()
-    with sync_client(httpx.MockTransport(refuse), fake, retry=RetryPolicy(max_attempts=3)) as client:
-        with pytest.raises(BulkNetworkError, match="gave up after 3 attempts: ConnectError") as info:
-            client.download(ManifestFile("Patient", f"{BASE}/f/1"), tmp_path / "p.ndjson", requires_token=False)
+    with (
+        sync_client(httpx.MockTransport(refuse), fake, retry=RetryPolicy(max_attempts=3)) as client,
+        pytest.raises(BulkNetworkError, match="gave up after 3 attempts: ConnectError") as info,
+    ):
+        client.download(
+            ManifestFile("Patient", f"{BASE}/f/1"), tmp_path / "p.ndjson", requires_token=False
+        )
     assert isinstance(info.value.__cause__, httpx.ConnectError)
     assert len(fake.sleeps) == 2
 
@@ -421,7 +493,9 @@ def test_async_client_downloads_and_deletes(tmp_path: Path) -> None:
         async with AsyncBulkClient(
             transport=transport, clock=fake.clock, monotonic=fake.clock, sleep=fake.async_sleep
         ) as client:
-            result = await client.download(ManifestFile("X", f"{BASE}/f/1", 2), tmp_path / "x.ndjson", requires_token=False)
+            result = await client.download(
+                ManifestFile("X", f"{BASE}/f/1", 2), tmp_path / "x.ndjson", requires_token=False
+            )
             return result, await client.delete(ExportJob(f"{BASE}/jobs/1"))
 
     result, (accepted, reason) = asyncio.run(run())

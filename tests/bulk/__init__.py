@@ -1,0 +1,1 @@
+"""Tests of fhirlake.bulk (the client) and fhirlake.bulkserver (the embedded server)."""
