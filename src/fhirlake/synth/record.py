@@ -8,43 +8,36 @@ the result depends on (seed, index, run options) and nothing else.
 
 from __future__ import annotations
 
-import base64
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from fhirlake.synth.clock import DAY, YEAR, Clock
+from fhirlake.synth.builder import RunContext, Vitals
+from fhirlake.synth.clock import DAY, YEAR
+from fhirlake.synth.documents import Documents
 from fhirlake.synth.elements import (
     AI_ACTIVE,
     AI_CONFIRMED,
     ALLERGY_CATEGORY,
-    CLINICAL_NOTE,
     CONDITION_ACTIVE,
     CONDITION_CONFIRMED,
     CONDITION_ENCOUNTER_DIAGNOSIS,
     CONDITION_PROBLEM,
     CONDITION_RESOLVED,
     ENCOUNTER_CLASS,
-    LAB_REPORT,
-    OBS_LABORATORY,
-    OBS_SOCIAL_HISTORY,
     OBS_VITAL_SIGNS,
     PRIMARY_PERFORMER,
     dosage,
-    interpretation,
-    lab_reference_range,
     marital_status,
-    quantity,
 )
 from fhirlake.synth.health import CHRONIC_ORDER, Health, make_health
 from fhirlake.synth.history import Visit, plan_visits
 from fhirlake.synth.ids import stream, uuid_from_rng
-from fhirlake.synth.locales import Locale, NoteFacts
+from fhirlake.synth.measurements import Measurements
 from fhirlake.synth.people import Person, make_person
-from fhirlake.synth.providers import Directory, Organization, Practitioner
-from fhirlake.synth.terminology import CONCEPTS, LABS, codeable, label
+from fhirlake.synth.terminology import CONCEPTS, label
 
-__all__ = ["PatientOutput", "RunContext", "render_patient"]
+__all__ = ["PatientOutput", "render_patient"]
 
 # Medicines started when a chronic condition is diagnosed; one alternative is drawn per patient.
 CHRONIC_MEDS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -110,20 +103,6 @@ REACTIONS = {
     "environment": ("reaction_rhinoconjunctivitis", "reaction_wheal", "reaction_dyspnea"),
     "medication": ("reaction_rash", "reaction_wheal", "reaction_anaphylaxis"),
 }
-_BMP = ("lab_glucose", "lab_bun", "lab_creatinine", "lab_egfr", "lab_calcium", "lab_sodium", "lab_potassium", "lab_chloride", "lab_co2")
-
-
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """Everything shared by all patients of one run."""
-
-    seed: int
-    locale: Locale
-    clock: Clock
-    as_of: int
-    history_start: int
-    directory: Directory
-
 
 @dataclass(slots=True)
 class PatientOutput:
@@ -150,63 +129,16 @@ def render_patient(ctx: RunContext, index: int) -> PatientOutput:
     return recorder.finish()
 
 
-class _Recorder:
+
+class _Recorder(Measurements, Documents):
     """Builds the resources of one patient, visit after visit."""
 
     def __init__(self, ctx: RunContext, rng: random.Random, person: Person, health: Health) -> None:
-        self.ctx = ctx
-        self.rng = rng
-        self.person = person
-        self.health = health
-        self.lang = ctx.locale.code
-        self.profiles = ctx.locale.profiles
-        self.out: dict[str, list[dict[str, Any]]] = {}
-        self.subject = {"reference": f"Patient/{person.id}"}
-        self.subject_display = {"reference": f"Patient/{person.id}", "display": person.full_name}
-        directory = ctx.directory
-        self.practice = directory.organization(directory.practice_for(rng))
-        self.gp = directory.practitioner_at(rng, self.practice.index)
-        self.hospital = directory.organization(directory.hospital_for(rng))
-        self.conditions: dict[str, dict[str, Any]] = {}
-        self.problems: list[str] = []
-        self.meds: dict[str, tuple[dict[str, Any], str | None]] = {}  # med -> (last request, condition)
+        super().__init__(ctx, rng, person, health)
         self.med_plan = {c: rng.choice(alternatives) for c, alternatives in CHRONIC_MEDS.items()}
         self.contraceptive = rng.choice(("med_yaz", "med_errin")) if rng.random() < 0.35 else None
         self.allergies = self._draw_allergies()
-        self.allergies_recorded = False
         self.last_wellness_age: float | None = None
-        self.last_updated = ctx.clock.instant(max(person.birth_ts + DAY, ctx.history_start), 0)
-        # set for each visit by _begin
-        self.visit_ts = 0
-        self.age = 0.0
-        self.encounter_ref: dict[str, str] = {}
-        self.effective = ""
-        self.issued = ""
-        self.issued_lab = ""
-        self.updated = ""
-        self.organization: Organization = self.practice
-        self.practitioner: Practitioner = self.gp
-
-    # ----- helpers -----------------------------------------------------------------------
-    def _id(self) -> str:
-        return uuid_from_rng(self.rng)
-
-    def _cc(self, key: str) -> dict[str, Any]:
-        return codeable(key, self.lang)
-
-    def _meta(self, profile_key: str) -> dict[str, Any]:
-        profile = self.profiles.get(profile_key)
-        if profile is None:
-            return {"lastUpdated": self.updated}
-        return {"lastUpdated": self.updated, "profile": [profile]}
-
-    def _add(self, resource: dict[str, Any]) -> dict[str, Any]:
-        rtype = resource["resourceType"]
-        bucket = self.out.get(rtype)
-        if bucket is None:
-            bucket = self.out[rtype] = []
-        bucket.append(resource)
-        return resource
 
     def _draw_allergies(self) -> list[str]:
         if self.rng.random() >= 0.3:
@@ -217,7 +149,7 @@ class _Recorder:
     def visit(self, visit: Visit) -> None:
         """Record one visit and everything done during it."""
         self._begin(visit)
-        vitals: tuple[float, float, float, float, float] | None = None
+        vitals: Vitals | None = None
         kind = visit.kind
         if kind in _DIAGNOSING:
             self._diagnose(kind)
@@ -465,194 +397,6 @@ class _Recorder:
         if self.meds:
             self._procedure("proc_med_reconciliation")
 
-    # ----- observations ------------------------------------------------------------------
-    def _quantity_obs(self, key: str, category: list[dict[str, Any]], value: float, unit: str, issued: str) -> dict[str, Any]:
-        return self._add(
-            {
-                "resourceType": "Observation",
-                "id": self._id(),
-                "meta": self._observation_meta(key, category),
-                "status": "final",
-                "category": category,
-                "code": self._cc(key),
-                "subject": self.subject,
-                "encounter": self.encounter_ref,
-                "effectiveDateTime": self.effective,
-                "issued": issued,
-                "valueQuantity": quantity(value, unit),
-            }
-        )
-
-    def _observation_meta(self, key: str, category: list[dict[str, Any]]) -> dict[str, Any]:
-        profile_key = "Observation:" + key
-        if profile_key not in self.profiles:
-            profile_key = "Observation:vital-signs" if category is OBS_VITAL_SIGNS else "Observation:laboratory"
-        return self._meta(profile_key)
-
-    def _vitals(self, full: bool) -> tuple[float, float, float, float, float]:
-        rng = self.rng
-        h = self.health
-        age = self.age
-        height = round(h.height(age) + rng.gauss(0, 0.4), 1)
-        bmi = h.bmi(age) + rng.gauss(0, 0.25)
-        weight = round(bmi * (height / 100) ** 2, 1)
-        bmi = round(weight / (height / 100) ** 2, 1)
-        issued = self.issued
-        if full:
-            self._quantity_obs("obs_height", OBS_VITAL_SIGNS, height, "cm", issued)
-        self._quantity_obs("obs_weight", OBS_VITAL_SIGNS, weight, "kg", issued)
-        if full and age >= 2:
-            self._quantity_obs("obs_bmi", OBS_VITAL_SIGNS, bmi, "kg/m2", issued)
-        if full and age < 3:
-            head = 34.5 + 14.5 * (1 - 2.718281828 ** (-1.4 * age)) + rng.gauss(0, 0.5)
-            self._quantity_obs("obs_head", OBS_VITAL_SIGNS, round(head, 1), "cm", issued)
-        sbp, dbp = h.blood_pressure(rng, age, bmi)
-        sbp, dbp = float(round(sbp)), float(round(dbp))
-        if age >= 3:
-            self._blood_pressure(int(sbp), int(dbp))
-        hr = float(round(h.heart_rate(rng, age)))
-        self._quantity_obs("obs_heart_rate", OBS_VITAL_SIGNS, int(hr), "/min", issued)
-        if full:
-            rr = 40 if age < 1 else 24 if age < 6 else 18 if age < 13 else 15
-            self._quantity_obs("obs_resp_rate", OBS_VITAL_SIGNS, rr + rng.randint(-2, 2), "/min", issued)
-            if age >= 3:
-                self._quantity_obs("obs_pain", OBS_VITAL_SIGNS, rng.choice((0, 0, 0, 1, 1, 2, 3)), "{score}", issued)
-            if rng.random() < 0.3:
-                self._quantity_obs("obs_temperature", OBS_VITAL_SIGNS, round(36.8 + rng.gauss(0, 0.25), 1), "Cel", issued)
-            if age >= 12:
-                self._smoking_status()
-        return sbp, dbp, hr, weight, bmi
-
-    def _blood_pressure(self, sbp: int, dbp: int) -> None:
-        self._add(
-            {
-                "resourceType": "Observation",
-                "id": self._id(),
-                "meta": self._meta("Observation:obs_bp"),
-                "status": "final",
-                "category": OBS_VITAL_SIGNS,
-                "code": self._cc("obs_bp"),
-                "subject": self.subject,
-                "encounter": self.encounter_ref,
-                "effectiveDateTime": self.effective,
-                "issued": self.issued,
-                "component": [
-                    {"code": self._cc("obs_systolic"), "valueQuantity": quantity(sbp, "mm[Hg]")},
-                    {"code": self._cc("obs_diastolic"), "valueQuantity": quantity(dbp, "mm[Hg]")},
-                ],
-            }
-        )
-
-    def _smoking_status(self) -> None:
-        status = self.health.smoking_at(self.age)
-        self._add(
-            {
-                "resourceType": "Observation",
-                "id": self._id(),
-                "meta": self._meta("Observation:smoking"),
-                "status": "final",
-                "category": OBS_SOCIAL_HISTORY,
-                "code": self._cc("obs_smoking"),
-                "subject": self.subject,
-                "encounter": self.encounter_ref,
-                "effectiveDateTime": self.effective,
-                "issued": self.issued,
-                "valueCodeableConcept": self._cc("smoking_" + status),
-            }
-        )
-
-    def _lab(self, key: str, value: float) -> dict[str, Any]:
-        lab = LABS[key]
-        shown: float = round(value, lab.decimals) if lab.decimals else round(value)
-        observation = self._quantity_obs(key, OBS_LABORATORY, shown, lab.unit, self.issued_lab)
-        observation["interpretation"] = interpretation(key, self.person.sex, shown)
-        observation["referenceRange"] = lab_reference_range(key, self.person.sex)
-        return observation
-
-    def _hba1c(self) -> None:
-        self._lab("lab_hba1c", self.health.hba1c(self.rng, self.age))
-
-    def _report(self, panel: str, observations: list[dict[str, Any]]) -> None:
-        self._add(
-            {
-                "resourceType": "DiagnosticReport",
-                "id": self._id(),
-                "meta": self._meta("DiagnosticReport"),
-                "status": "final",
-                "category": LAB_REPORT,
-                "code": self._cc(panel),
-                "subject": self.subject,
-                "encounter": self.encounter_ref,
-                "effectiveDateTime": self.effective,
-                "issued": self.issued_lab,
-                "performer": [self.organization.reference],
-                "result": [{"reference": f"Observation/{o['id']}"} for o in observations],
-            }
-        )
-
-    def _wellness_labs(self) -> None:
-        rng = self.rng
-        age = self.age
-        if age < 18:
-            return
-        c = self.conditions
-        metabolic = "diabetes" in c or "prediabetes" in c
-        if metabolic or (age >= 35 and rng.random() < 0.2):
-            self._hba1c()
-        if rng.random() < (0.7 if metabolic or "ckd" in c or "hypertension" in c else 0.25):
-            self._basic_metabolic_panel()
-        if rng.random() < (0.8 if metabolic or "hyperlipidemia" in c or "chd" in c else 0.2 if age >= 20 else 0.0):
-            self._lipid_panel()
-        if rng.random() < (0.8 if "anemia" in c or "ckd" in c else 0.12):
-            self._blood_count()
-
-    def _basic_metabolic_panel(self) -> None:
-        h, rng, age = self.health, self.rng, self.age
-        creatinine = h.creatinine(rng, age)
-        ckd = h.has("ckd", age)
-        values = {
-            "lab_glucose": h.glucose(rng, h.hba1c(rng, age)),
-            "lab_bun": 14 + rng.gauss(0, 3.5) + (12 if ckd else 0),
-            "lab_creatinine": creatinine,
-            "lab_egfr": h.egfr(round(creatinine, 2), age),
-            "lab_calcium": 9.4 + rng.gauss(0, 0.35),
-            "lab_sodium": 140 + rng.gauss(0, 2),
-            "lab_potassium": 4.2 + rng.gauss(0, 0.3) + (0.5 if ckd else 0),
-            "lab_chloride": 103 + rng.gauss(0, 2.2),
-            "lab_co2": 25 + rng.gauss(0, 2) - (2 if ckd else 0),
-        }
-        self._report("panel_bmp", [self._lab(k, values[k]) for k in _BMP])
-
-    def _lipid_panel(self) -> None:
-        chol, tg, ldl, hdl = self.health.lipids(self.rng, self.age, self.health.bmi(self.age))
-        observations = [
-            self._lab("lab_cholesterol", chol),
-            self._lab("lab_triglycerides", tg),
-            self._lab("lab_ldl", ldl),
-            self._lab("lab_hdl", hdl),
-        ]
-        self._report("panel_lipid", observations)
-
-    def _blood_count(self) -> None:
-        rng = self.rng
-        hgb = self.health.hemoglobin(rng, self.age)
-        anemic = self.health.has("anemia", self.age)
-        mcv = (76 if anemic else 90) + rng.gauss(0, 3.5)
-        hct = hgb * 2.95 + rng.gauss(0, 0.8)
-        rbc = hct / mcv * 10
-        observations = [
-            self._lab("lab_wbc", 7.0 + rng.gauss(0, 1.6)),
-            self._lab("lab_rbc", rbc),
-            self._lab("lab_hemoglobin", hgb),
-            self._lab("lab_hematocrit", hct),
-            self._lab("lab_mcv", mcv),
-            self._lab("lab_mch", hgb / rbc * 10),
-            self._lab("lab_mchc", hgb / hct * 100),
-            self._lab("lab_rdw", 42 + rng.gauss(0, 2.5) + (4 if anemic else 0)),
-            self._lab("lab_platelets", 250 + rng.gauss(0, 50)),
-        ]
-        self._report("panel_cbc", observations)
-
     # ----- acute care, heart attacks, pregnancies --------------------------------------------
     def _acute(self, key: str) -> None:
         rng = self.rng
@@ -683,7 +427,7 @@ class _Recorder:
             self._blood_count()
             self._basic_metabolic_panel()
 
-    def _pregnancy_visit(self, kind: str) -> tuple[float, float, float, float, float] | None:
+    def _pregnancy_visit(self, kind: str) -> Vitals | None:
         if kind == "prenatal_initial":
             self.conditions.pop("pregnancy", None)
             self.conditions["pregnancy"] = self._condition("pregnancy", self.visit_ts - 6 * 7 * DAY, chronic=False)
@@ -703,72 +447,6 @@ class _Recorder:
             pregnancy["clinicalStatus"] = CONDITION_RESOLVED
             pregnancy["abatementDateTime"] = self.effective
         self._blood_count()
-
-    # ----- notes -------------------------------------------------------------------------
-    def _note(self, kind: str, note_type: str, reason: str | None, vitals: tuple[float, float, float, float, float] | None) -> None:
-        person = self.person
-        locale = self.ctx.locale
-        clock = self.ctx.clock
-        reason_text = None
-        if reason in CONCEPTS:
-            reason_text = label(reason, self.lang)
-        elif reason == "childbirth":
-            reason_text = label("proc_childbirth", self.lang)
-        facts = NoteFacts(
-            when=clock.date(self.visit_ts),
-            kind=_NOTE_KIND.get(kind, kind),
-            given=person.given,
-            family=person.family,
-            sex=person.sex,
-            age=int(self.age),
-            birth_date=person.birth_date,
-            address_line=person.address_line,
-            city=person.city.name,
-            state=person.city.state,
-            postal_code=person.postal_code,
-            phone=person.phone,
-            identity=person.identity.truth,
-            practitioner=self.practitioner.display,
-            organization=self.organization.name,
-            reason=reason_text,
-            problems=tuple(self.problems),
-            medications=tuple(label(m, self.lang) for m in self.meds),
-            allergies=tuple(label(a, self.lang) for a in self.allergies) if self.allergies_recorded else (),
-            vitals=vitals,
-            months_to_next=self.rng.choice((1, 3, 6, 12)),
-        )
-        text = locale.render_note(self.rng, facts)
-        document: dict[str, Any] = {
-            "resourceType": "DocumentReference",
-            "id": self._id(),
-            "meta": self._meta("DocumentReference"),
-            "status": "current",
-            "docStatus": "final",
-            "type": self._cc(note_type),
-        }
-        if self.lang == "en":
-            document["category"] = CLINICAL_NOTE
-        document.update(
-            {
-                "subject": self.subject,
-                "date": self.issued,
-                "author": [self.practitioner.reference],
-                "custodian": self.organization.reference,
-                "content": [
-                    {
-                        "attachment": {
-                            "contentType": "text/plain; charset=utf-8",
-                            "language": locale.language,
-                            "data": base64.b64encode(text.encode()).decode("ascii"),
-                            "title": codeable(note_type, self.lang)["text"],
-                            "creation": self.effective,
-                        }
-                    }
-                ],
-                "context": {"encounter": [self.encounter_ref], "period": {"start": self.effective}},
-            }
-        )
-        self._add(document)
 
     # ----- the patient ---------------------------------------------------------------------
     def finish(self) -> PatientOutput:

@@ -25,12 +25,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from fhirlake.synth.builder import RunContext
 from fhirlake.synth.clock import YEAR, Clock
 from fhirlake.synth.errors import OutputDirectoryError
 from fhirlake.synth.locales import get_locale
 from fhirlake.synth.pargzip import GzipJoiner, deflate_block
 from fhirlake.synth.providers import PRACTITIONERS_PER_ORGANIZATION, Directory, organization_count
-from fhirlake.synth.record import RunContext, render_patient
+from fhirlake.synth.record import render_patient
 
 __all__ = ["CHUNK_PATIENTS", "Options", "RunReport", "iter_chunk_resources", "write_run"]
 
