@@ -57,6 +57,22 @@ def test_compile_errors_name_the_column(path: str, words: str) -> None:
     assert words in str(caught.value)
 
 
+@pytest.mark.parametrize(("path", "declared"), [("gender", "boolean"), ("active", "integer"), ("name", "string"), ("birthDate", "decimal")])
+def test_a_declared_type_must_fit_the_path(path: str, declared: str) -> None:
+    view = parse_view(_view(select=[{"column": [{"name": "x", "path": path, "type": declared}]}]))
+    with pytest.raises(ViewDefinitionError, match=f"declared {declared} but its path") as caught:
+        compile_view(view)
+    assert caught.value.pointer == "/select/0/column/0/type"
+
+
+def test_compatible_declared_types_are_accepted() -> None:
+    view = parse_view(_view(select=[{"column": [
+        {"name": "a", "path": "gender", "type": "string"}, {"name": "b", "path": "id", "type": "id"},
+        {"name": "c", "path": "multipleBirth.ofType(integer)", "type": "decimal"},
+        {"name": "d", "path": "name.first()", "type": "HumanName"}]}]))
+    assert compile_view(view).column_names == ("a", "b", "c", "d")
+
+
 def test_a_where_must_be_boolean() -> None:
     with pytest.raises(ViewDefinitionError, match="must be boolean"):
         compile_view(parse_view(_view(where=[{"path": "gender"}])))

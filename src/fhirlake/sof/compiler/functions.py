@@ -7,6 +7,7 @@ parser accepts (``fhirpath.parser.KNOWN_FUNCTIONS``) to its handler.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from sqlglot import exp
@@ -132,7 +133,7 @@ def reference_key_sql(ref: exp.Expression, wanted: str | None) -> exp.Expression
             sql.call("starts_with", ref, exp.Literal.string(prefix)),
             exp.Not(this=sql.call("contains", rest, exp.Literal.string("/"))),
         )
-        pattern = rf"(?:^|/){wanted}/([A-Za-z0-9\-\.]{{1,64}})(?:/_history/[^/]+)?$"
+        pattern = rf"(?:^|/){re.escape(wanted)}/([A-Za-z0-9\-\.]{{1,64}})(?:/_history/[^/]+)?$"
         other = sql.call("regexp_extract", ref, exp.Literal.string(pattern), exp.Literal.number(1))
         return sql.call("nullif", sql.case((simple, rest), default=other), empty)
     slash = sql.call("strpos", ref, exp.Literal.string("/"))

@@ -22,6 +22,7 @@ from fhirlake.sof import registry
 from fhirlake.sof.compiler import sql
 from fhirlake.sof.compiler.expressions import ExpressionCompiler
 from fhirlake.sof.compiler.values import Scope, Value
+from fhirlake.sof.errors import ViewDefinitionError
 from fhirlake.sof.fhirpath import EnvVar
 from fhirlake.sof.model import Column, PathExpression, Select
 from fhirlake.sof.schema import SchemaNode
@@ -255,6 +256,7 @@ class RowCompiler:
         inner = replace(scope, pointer=f"{column.pointer}/path", expression=column.path)
         value = self.expressions.compile(column.expression, inner)
         value_sql = self.expressions.sql_of(value, inner, column.expression)
+        _check_declared_type(column, value)
         sql_type = _output_type(column, value)
         if value.node is not None and value.type is not None and not registry.is_primitive(value.type):
             value.node.whole = True  # the column returns the whole element
@@ -281,6 +283,33 @@ def _output_type(column: Column, value: Value) -> str | None:
     if ansi:
         return ansi
     return registry.output_sql_type(column.type or value.type)
+
+
+_FAMILIES = {"boolean": "boolean", "integer": "number", "positiveInt": "number", "unsignedInt": "number",
+             "integer64": "number", "decimal": "number"}
+
+
+def _family(fhir_type: str) -> str:
+    """boolean, number, text (every other primitive) or complex."""
+    if not registry.is_primitive(fhir_type):
+        return "complex"
+    return _FAMILIES.get(fhir_type, "text")
+
+
+def _check_declared_type(column: Column, value: Value) -> None:
+    """A declared ``type`` must fit what the path returns (the spec: "should report an error").
+
+    Only clear conflicts are errors: boolean vs number vs text vs a complex type; within a
+    family (code and string, integer and decimal) any declared type is accepted.
+    """
+    if column.type is None or value.type is None or column.tag("ansi/type"):
+        return
+    if _family(column.type) == _family(value.type):
+        return  # complex types are not compared: a type may be an element id (Observation.referenceRange)
+    raise ViewDefinitionError(
+        f"{column.pointer}/type",
+        f"column {column.name!r} is declared {column.type} but its path {column.path!r} gives {value.type}",
+    )
 
 
 def _already(value: Value, sql_type: str) -> bool:
