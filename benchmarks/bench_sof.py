@@ -153,7 +153,7 @@ def main() -> None:
     out_dir = args.workdir / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    print(f"{'view':32} {'fhirlake s':>11} {'hand s':>8} {'ratio':>6} {'fhirlake MB':>12} {'hand MB':>8} {'rows':>10}")
+    print(f"{'view':32} {'fhirlake s':>11} {'hand s':>8} {'ratio':>6} {'min ratio':>9} {'fhirlake MB':>12} {'hand MB':>8} {'rows':>10}")
     ratios = []
     for view in HAND_WRITTEN:
         times: dict[str, list[float]] = {"fhirlake": [], "hand": []}
@@ -167,10 +167,12 @@ def main() -> None:
                 rows[engine] = result["rows"]
         assert rows["fhirlake"] == rows["hand"], f"{view}: row counts differ {rows}"
         ratio = statistics.median(times["fhirlake"]) / statistics.median(times["hand"])
+        best_ratio = min(times["fhirlake"]) / min(times["hand"])  # less sensitive to a busy machine
         ratios.append(ratio)
         print(f"{view:32} {statistics.median(times['fhirlake']):11.2f} {statistics.median(times['hand']):8.2f} "
-              f"{ratio:6.2f} {max(peaks['fhirlake']):12.0f} {max(peaks['hand']):8.0f} {int(rows['fhirlake']):10,}")
-    print(f"worst ratio {max(ratios):.2f} (goal <= 1.25); medians of {args.repeats} alternating runs")
+              f"{ratio:6.2f} {best_ratio:9.2f} {max(peaks['fhirlake']):12.0f} {max(peaks['hand']):8.0f} {int(rows['fhirlake']):10,}")
+    print(f"worst median ratio {max(ratios):.2f} (goal <= 1.25); medians of {args.repeats} alternating runs, "
+          f"min ratio = fastest fhirlake run / fastest hand-written run")
 
 
 if __name__ == "__main__":
