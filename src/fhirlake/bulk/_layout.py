@@ -251,8 +251,10 @@ class BronzeLayout:
         return None
 
     def create(self, *, now: float) -> ExportDir:
-        """A new, empty export folder named ``<UTC time>-<random>``."""
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+        """A new, empty export folder named ``<UTC time to the millisecond>-<random>``, so that
+        names sort in creation order."""
+        moment = datetime.fromtimestamp(now, UTC)
+        stamp = moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
         path = self.root / f"{stamp}-{secrets.token_hex(3)}"
         try:
             path.mkdir(parents=True)

@@ -149,7 +149,7 @@ def export_command(
         retry=retry,
     )
     auth = source.auth.build(request.base_url)
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     if not quiet:
         since_text = f" changes since {request.since}" if request.since else " everything"
         console.print(

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,7 +136,9 @@ def create_app(config: BulkServerConfig) -> Starlette:
     owns_work_dir = config.work_dir is None
     work_dir = config.work_dir or Path(tempfile.mkdtemp(prefix="fhirlake-bulkserver-"))
     tokens = TokenService(config.auth) if config.auth is not None else None
-    state = ServerState(config, DataFolder(config.data_dir, work_dir), work_dir, tokens, config.faults)
+    state = ServerState(
+        config, DataFolder(config.data_dir, work_dir), work_dir, tokens, config.faults
+    )
     handlers = _Handlers(state)
     prefix = "" if config.base_path == "/" else config.base_path
 
@@ -416,7 +418,7 @@ class _Handlers:
         body = _stream(
             entry, use_gzip=use_gzip, drop=drop, bytes_per_second=faults.bytes_per_second
         )
-        return StreamingResponse(body, headers=headers, media_type="application/fhir+ndjson")
+        return _ClosingStream(body, headers=headers, media_type="application/fhir+ndjson")
 
     # ------------------------------------------------------------------ discovery and auth
 
@@ -493,9 +495,24 @@ class _Handlers:
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+class _ClosingStream(StreamingResponse):
+    """A streaming response that always closes its body (and so its file), even when the client
+    went away mid-body and the generator would otherwise be left to the garbage collector."""
+
+    def __init__(self, body: AsyncGenerator[bytes, None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._body.aclose()
+
+
 async def _stream(
     entry: OutputEntry, *, use_gzip: bool, drop: bool, bytes_per_second: int | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The bytes of a file slice, read and compressed in a worker thread chunk by chunk."""
     piece = entry.slice
     total = piece.end - piece.start
@@ -524,7 +541,7 @@ async def _stream(
         if compressor is not None:
             yield compressor.flush()
     finally:
-        await anyio.to_thread.run_sync(fh.close)
+        fh.close()
 
 
 def _read_block(fh: BinaryIO, size: int, compressor: Any) -> tuple[bytes, bytes]:
