@@ -15,6 +15,7 @@ __all__ = ["derive_seed", "stream", "uuid_from_int", "uuid_from_rng"]
 
 _VERSION_MASK = ~((0xF << 76) | (0x3 << 62))
 _VERSION_BITS = (0x4 << 76) | (0x2 << 62)
+_VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
 
 
 def derive_seed(seed: int, kind: str, index: int) -> int:
@@ -40,5 +41,6 @@ def uuid_from_int(value: int) -> str:
 
 
 def uuid_from_rng(rng: random.Random) -> str:
-    """A version-4 UUID drawn from ``rng``."""
-    return uuid_from_int(rng.getrandbits(128))
+    """A version-4 UUID drawn from ``rng`` (on the hot path: formats hex directly)."""
+    h = rng.randbytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
