@@ -307,8 +307,7 @@ class ExpressionCompiler:
         if op in ("~", "!~"):
             return self._equivalence(op, left, right, scope, node)
         if op in _COMPARISONS:
-            a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
-            b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
+            a, b = self._single_operands(left, right, scope, node)
             return Value(sql=_COMPARISONS[op](this=a, expression=b), type="boolean")
         if op == "|":
             merged = sql.call("list_concat", self.as_list(left, scope, node), self.as_list(right, scope, node))
@@ -320,9 +319,14 @@ class ExpressionCompiler:
             return Value(sql=sql.case((sql.is_not_null(item_sql), sql.coalesce(contained, exp.false()))), type="boolean")
         return self._arithmetic(op, left, right, scope, node)
 
-    def _boolean(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
+    def _single_operands(self, left: Value, right: Value, scope: Scope, node: Binary) -> tuple[exp.Expression, exp.Expression]:
+        """Both operands of an operator that takes single items, as SQL."""
         a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
         b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
+        return a, b
+
+    def _boolean(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
+        a, b = self._single_operands(left, right, scope, node)
         if op == "and":
             result: exp.Expression = exp.And(this=a, expression=b)
         elif op == "or":
@@ -350,8 +354,7 @@ class ExpressionCompiler:
         return Value(sql=sql.case((either_empty, sql.null()), default=equal), type="boolean")
 
     def _equivalence(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
-        a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
-        b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
+        a, b = self._single_operands(left, right, scope, node)
         if (left.type in _STRINGY) or (right.type in _STRINGY):
             a, b = sql.call("lower", a), sql.call("lower", b)
         both_empty = exp.And(this=exp.Is(this=a, expression=exp.null()), expression=exp.Is(this=b, expression=exp.null()))
@@ -361,8 +364,7 @@ class ExpressionCompiler:
         return Value(sql=same, type="boolean")
 
     def _arithmetic(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
-        a = _operand(self.sql_of(self.single(left, scope, node.left), scope, node))
-        b = _operand(self.sql_of(self.single(right, scope, node.right), scope, node))
+        a, b = self._single_operands(left, right, scope, node)
         numeric = left.type in _NUMERIC and right.type in _NUMERIC
         if op == "&":
             empty = exp.Literal.string("")
