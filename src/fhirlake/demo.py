@@ -20,6 +20,8 @@ from fhirlake.sof.library import view_files
 
 __all__ = ["demo_command", "run_demo"]
 
+_SHOWN = ("patient", "condition", "observation")  # the tables printed in full after the counts
+
 
 def run_demo(workdir: Path, *, patients: int, seed: int, console: Console, rows_shown: int = 5) -> dict[str, int]:
     """Generate data, flatten it through the view library, print the tables; return row counts."""
@@ -41,9 +43,10 @@ def run_demo(workdir: Path, *, patients: int, seed: int, console: Console, rows_
         counts[path.stem] = result.rows
     import pyarrow.parquet as pq
 
-    for name in counts:
-        table = pq.read_table(gold / f"{name}.parquet")
-        print_table(console, name, table, rows_shown)
+    console.print("  " + ", ".join(f"{name}: {rows:,} rows" for name, rows in counts.items()))
+    for name in _SHOWN:
+        if name in counts:
+            print_table(console, name, pq.read_table(gold / f"{name}.parquet"), rows_shown)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
     return counts
 

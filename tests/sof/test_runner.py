@@ -135,6 +135,16 @@ def test_the_read_schema_holds_only_what_the_view_uses() -> None:
     assert compiled.read_columns["name"] == 'STRUCT("family" VARCHAR)[]'
 
 
+def test_a_folder_without_the_views_type_gives_an_empty_table(tmp_path: Path) -> None:
+    (tmp_path / "Observation.ndjson").write_text('{"resourceType": "Observation", "id": "o1"}\n')
+    result = run_view(VIEW, tmp_path)
+    assert result.table is not None and result.table.num_rows == 0
+    assert result.table.column_names == ["id", "gender", "family"]
+    out = run_view(VIEW, tmp_path, output=tmp_path / "p.parquet", skip_invalid=True)
+    assert (out.rows, out.resources_in, out.quarantined) == (0, 0, 0)
+    assert pq.read_table(tmp_path / "p.parquet").column_names == ["id", "gender", "family"]
+
+
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="no such file or folder"):
         run_view(VIEW, tmp_path / "nowhere")

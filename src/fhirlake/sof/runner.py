@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -100,6 +100,9 @@ def run_view(
             except duckdb.Error as exc:
                 raise _evaluation_error(exc) from exc
         files = find_files(source, compiled.view.resource)
+        if not files:  # a Bulk export leaves out the types it has no resources of
+            result = _execute(con, compiled.query(_empty_source(compiled)), output)
+            return replace(result, resources_in=0, resources_out=0, quarantined=0) if skip_invalid else result
         if skip_invalid:
             return _run_checked(con, compiled, files, output, quarantine)
         try:
