@@ -47,6 +47,10 @@ class DownloadSink:
         self._sha.update(chunk)
         self.bytes += len(chunk)
 
+    def write_many(self, chunks: list[bytes]) -> None:
+        """Append several chunks at once (one write call; used from a worker thread)."""
+        self.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
     @property
     def lines(self) -> int:
         """Lines (resources) received so far."""
