@@ -80,7 +80,8 @@ def main() -> None:
     small, large = args.sizes
     cpus = os.cpu_count() or 1
     configs = [(small, 1, False), (small, cpus, False), (small, cpus, True), (large, cpus, False)]
-    print(f"fhirlake synth benchmark, {cpus} CPUs, seed 1, locale en")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"fhirlake synth benchmark, {cpus} CPUs (load average before: {load}), seed 1, locale en")
     header = f"{'patients':>9} {'workers':>7} {'gzip':>5} {'resources':>11} {'seconds':>8} {'res/min':>11} {'res/CPU-min':>11} {'MB/s':>7} {'parent MB':>10} {'worker MB':>10}"
     print(header)
     results = {}
@@ -104,6 +105,7 @@ def main() -> None:
         f"peak memory parent {big['parent_rss_mb'] / par['parent_rss_mb']:.2f}x, worker {big['worker_rss_mb'] / par['worker_rss_mb']:.2f}x"
     )
     print(f"bytes per resource: {big['ndjson_mb'] * 1e6 / big['resources']:.0f}")
+    print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
