@@ -1,0 +1,179 @@
+"""``fhirlake pseudonymize`` and ``fhirlake privacy scan|report``.
+
+::
+
+    fhirlake pseudonymize ../shared/data/synthea-r4-30 /tmp/out        # key from FHIRLAKE_PSEUDONYM_KEY
+    fhirlake privacy scan /tmp/out --input ../shared/data/synthea-r4-30  # exit 1 on any leak
+    fhirlake privacy report /tmp/out
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from fhirlake.pseudonymize.policy import DEFAULT_POLICY_PATH
+
+__all__ = ["privacy_group", "pseudonymize_command"]
+
+
+def _default_policy() -> Path:
+    local = Path("anonymization/policy.yaml")
+    return local if local.is_file() else DEFAULT_POLICY_PATH
+
+
+@click.command("pseudonymize")
+@click.argument("input_path", metavar="IN", type=click.Path(exists=True, path_type=Path))
+@click.argument("output_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy YAML [default: anonymization/policy.yaml].",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the secret key [default: env FHIRLAKE_PSEUDONYM_KEY].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes [default: one per core].",
+)
+@click.option(
+    "--no-text", is_flag=True, help="Redact free text instead of scrubbing it (no Presidio)."
+)
+@click.option("--overwrite", is_flag=True, help="Replace the output of an earlier run in OUT.")
+def pseudonymize_command(
+    input_path: Path,
+    output_dir: Path,
+    policy_path: Path | None,
+    key_file: Path | None,
+    workers: int | None,
+    no_text: bool,
+    overwrite: bool,
+) -> None:
+    """Pseudonymise a Bulk Data folder (or Bundle) IN into NDJSON files in OUT.
+
+    Writes <Type>.ndjson per resource type, quarantine.jsonl (rejected records: location and
+    reason, never content) and privacy-report.json (counts per rule and entity type).
+    """
+    from fhirlake.pseudonymize.keys import load_key
+    from fhirlake.pseudonymize.pipeline import pseudonymize
+    from fhirlake.pseudonymize.policy import load_policy
+
+    policy = load_policy(policy_path or _default_policy())
+    key = load_key(key_file)
+    report = pseudonymize(
+        input_path, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite
+    )
+    click.echo(report.summary())
+    if report.quarantined:
+        click.echo(
+            f"quarantined: {report.quarantined} records, see {output_dir / 'quarantine.jsonl'}"
+        )
+
+
+@click.group("privacy")
+def privacy_group() -> None:
+    """Check pseudonymised output: leak scan and privacy report."""
+
+
+@privacy_group.command("scan")
+@click.argument(
+    "output_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The raw input the output was made from (its Patients give the strings to look for).",
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A fhirlake synth truth.json [default: IN/truth.json when present].",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The run's key, to find each resource's patient [default: env FHIRLAKE_PSEUDONYM_KEY if set].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def scan_command(
+    output_dir: Path,
+    input_path: Path,
+    truth_path: Path | None,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Exit 1 if OUT holds any identifying string of any patient of IN.
+
+    Hits are printed by file, line, entity type, patient ordinal and a hash: never the string.
+    """
+    from fhirlake.pseudonymize.keys import KEY_ENV_VAR, PseudonymKey, load_key
+    from fhirlake.pseudonymize.scan import TRUTH_NAME, input_terms, scan_output, truth_terms
+
+    directory, terms, patient_ids = input_terms(input_path)
+    if truth_path is None and input_path.is_dir() and (input_path / TRUTH_NAME).is_file():
+        truth_path = input_path / TRUTH_NAME
+    if truth_path is not None:
+        terms += truth_terms(truth_path, directory)
+    key: PseudonymKey | None = None
+    if key_file is not None or os.environ.get(KEY_ENV_VAR, "").strip():
+        key = load_key(key_file)
+    result = scan_output(output_dir, terms, key=key, patient_ids=patient_ids)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "patients": result.patients,
+                    "terms": result.terms,
+                    "files": result.files,
+                    "lines": result.lines,
+                    "attachments_decoded": result.attachments_decoded,
+                    "truth_file": truth_path is not None,
+                    "own_patient_checked": result.own_patient_checked,
+                    "leaks": [str(leak) for leak in result.leaks],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for leak in result.leaks[:200]:
+            click.echo(f"leak: {leak}", err=True)
+        click.echo(
+            f"scanned {result.files} files, {result.lines} lines, {result.attachments_decoded} "
+            f"attachments for {result.terms} strings of {result.patients} patients"
+            f"{' (with truth file)' if truth_path else ''}: {len(result.leaks)} leaks"
+        )
+        if not result.own_patient_checked:
+            click.echo(
+                "note: no key given, so single-word names were not looked for inside each patient's own resources"
+            )
+    if result.leaks:
+        # SystemExit, not click's Exit: fhirlake.cli.main runs click with standalone_mode=False
+        sys.exit(1)
+
+
+@privacy_group.command("report")
+@click.argument(
+    "output_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+def report_command(output_dir: Path) -> None:
+    """Print the privacy report of the run that wrote OUT."""
+    from fhirlake.pseudonymize.report import read_report
+
+    click.echo(json.dumps(read_report(output_dir), indent=2, ensure_ascii=False))

@@ -1,0 +1,289 @@
+"""One pseudonymisation run: read, pseudonymise in worker processes, write, report.
+
+1. First pass: the Patient resources (for each patient's deny-list and language) and, for
+   Bundles, what each ``fullUrl`` names.
+2. Second pass: every file is cut into chunks of about a megabyte of records, which worker
+   processes (forked, so they share the first pass and the loaded spaCy models) parse,
+   pseudonymise and serialise. Chunks come back in order, so the output is the same from run
+   to run; only a few chunks are in flight at a time, so memory does not grow with the input.
+3. Output: ``<Type>.ndjson`` per resource type, ``quarantine.jsonl`` (location, reason and a
+   hash of each rejected record, never its content) and ``privacy-report.json``.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from fhirlake.pseudonymize.errors import PseudonymizeError, RecordError
+from fhirlake.pseudonymize.fhirtypes import load_registry
+from fhirlake.pseudonymize.keys import PseudonymKey
+from fhirlake.pseudonymize.patients import PatientDirectory
+from fhirlake.pseudonymize.policy import Policy
+from fhirlake.pseudonymize.reader import Location, Source, discover, read_patients, read_records
+from fhirlake.pseudonymize.report import QUARANTINE_NAME, REPORT_NAME, PrivacyReport
+from fhirlake.pseudonymize.rules import ResourceContext, RuleStats, StructuredRules
+from fhirlake.pseudonymize.text import TextScrubber, TextStats, load_analyzer
+
+__all__ = ["pseudonymize"]
+
+CHUNK_BYTES = 1 << 20
+CHUNK_RECORDS = 2000
+
+
+@dataclass(slots=True)
+class _Chunk:
+    source: int
+    records: list[tuple[Location, bytes]]
+
+
+@dataclass(slots=True)
+class _ChunkResult:
+    out: dict[str, list[bytes]] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    records_in: int = 0
+    bytes_in: int = 0
+    rule_stats: RuleStats = field(default_factory=RuleStats)
+    text_stats: TextStats = field(default_factory=TextStats)
+
+
+class _Worker:
+    """Everything a worker needs; built once in the parent, inherited by forked workers."""
+
+    def __init__(
+        self,
+        sources: list[Source],
+        rules: StructuredRules,
+        scrubber: TextScrubber | None,
+    ) -> None:
+        self.sources = sources
+        self.rules = rules
+        self.scrubber = scrubber
+
+    def process(self, chunk: _Chunk) -> _ChunkResult:
+        source = self.sources[chunk.source]
+        result = _ChunkResult(records_in=len(chunk.records))
+        if self.scrubber is not None:
+            self.scrubber.stats = result.text_stats
+        done: list[tuple[Location, bytes, dict[str, Any], ResourceContext]] = []
+        for location, raw in chunk.records:
+            result.bytes_in += len(raw) + 1
+            try:
+                resource = self._parse(raw, source)
+                full = b'xtension"' in raw or b'"_' in raw
+                ctx = self.rules.apply(resource, full=full, bundle_urls=source.bundle_urls or None)
+            except RecordError as exc:
+                result.quarantine.append(_quarantined(location, raw, exc))
+                continue
+            done.append((location, raw, resource, ctx))
+        if self.scrubber is not None:
+            done = self._scrub(done, result)
+        for _, _, resource, _ in done:
+            result.out.setdefault(resource["resourceType"], []).append(orjson.dumps(resource))
+        result.rule_stats = self.rules.take_stats()
+        return result
+
+    @staticmethod
+    def _parse(raw: bytes, source: Source) -> dict[str, Any]:
+        try:
+            resource = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RecordError(f"not valid JSON ({exc})") from None
+        if not isinstance(resource, dict):
+            raise RecordError("not a JSON object (a resource)")
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str):
+            raise RecordError("no resourceType")
+        if source.expected_type is not None and resource_type != source.expected_type:
+            raise RecordError(f"a {resource_type} in a file of {source.expected_type} resources")
+        return resource
+
+    def _scrub(
+        self,
+        done: list[tuple[Location, bytes, dict[str, Any], ResourceContext]],
+        result: _ChunkResult,
+    ) -> list[tuple[Location, bytes, dict[str, Any], ResourceContext]]:
+        """Scrub all texts of the chunk in one batch; if that fails, resource by resource."""
+        assert self.scrubber is not None
+        slots = [slot for item in done for slot in item[3].slots]
+        if not slots:
+            return done
+        try:
+            self.scrubber.scrub(slots)
+            return done
+        except Exception:  # find the resource at fault below, and quarantine only it
+            pass
+        kept = []
+        for item in done:
+            try:
+                self.scrubber.scrub(item[3].slots)
+                kept.append(item)
+            except Exception as exc:  # the message could quote the text: only its type is kept
+                reason = f"text analysis failed ({type(exc).__name__})"
+                result.quarantine.append(_quarantined(item[0], item[1], RecordError(reason)))
+        return kept
+
+
+def _quarantined(location: Location, raw: bytes, exc: RecordError) -> dict[str, Any]:
+    entry = location.as_dict()
+    pointer = exc.pointer
+    if pointer:
+        entry["element"] = pointer
+    entry["reason"] = exc.reason
+    entry["sha256"] = hashlib.sha256(raw).hexdigest()
+    return entry
+
+
+# The worker of the current process: set in the parent before the pool forks.
+_WORKER: _Worker | None = None
+
+
+def _process_in_worker(chunk: _Chunk) -> _ChunkResult:
+    assert _WORKER is not None
+    return _WORKER.process(chunk)
+
+
+def _chunks(sources: list[Source]) -> Iterator[_Chunk]:
+    for index, source in enumerate(sources):
+        records: list[tuple[Location, bytes]] = []
+        size = 0
+        for location, raw in read_records(source):
+            records.append((location, raw))
+            size += len(raw)
+            if size >= CHUNK_BYTES or len(records) >= CHUNK_RECORDS:
+                yield _Chunk(index, records)
+                records, size = [], 0
+        if records:
+            yield _Chunk(index, records)
+
+
+class _Output:
+    """The output folder: one NDJSON file per resource type, plus the quarantine file."""
+
+    def __init__(self, directory: Path, overwrite: bool) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        stale = [
+            p
+            for p in directory.iterdir()
+            if p.name.endswith(".ndjson") or p.name in (REPORT_NAME, QUARANTINE_NAME)
+        ]
+        if stale and not overwrite:
+            raise PseudonymizeError(
+                f"{directory}: already holds output ({stale[0].name}); pass --overwrite"
+            )
+        for path in stale:
+            path.unlink()
+        self._files: dict[str, IO[bytes]] = {}
+        self.quarantine = (directory / QUARANTINE_NAME).open("wb")
+
+    def write(self, result: _ChunkResult) -> None:
+        for resource_type, lines in result.out.items():
+            handle = self._files.get(resource_type)
+            if handle is None:
+                handle = (self.directory / f"{resource_type}.ndjson").open("wb")
+                self._files[resource_type] = handle
+            handle.write(b"\n".join(lines) + b"\n")
+        for entry in result.quarantine:
+            self.quarantine.write(orjson.dumps(entry) + b"\n")
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self.quarantine.close()
+
+
+def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterator[_ChunkResult]:
+    """Chunk results in input order, from this process or from a pool of forked workers."""
+    global _WORKER
+    if workers <= 1:
+        for chunk in chunks:
+            yield worker.process(chunk)
+        return
+    _WORKER = worker
+    window: collections.deque[Future[_ChunkResult]] = collections.deque()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for chunk in chunks:
+                window.append(pool.submit(_process_in_worker, chunk))
+                if len(window) >= 2 * workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+    finally:
+        _WORKER = None
+
+
+def pseudonymize(
+    input_path: Path,
+    output_dir: Path,
+    policy: Policy,
+    key: PseudonymKey,
+    *,
+    workers: int | None = None,
+    text: bool = True,
+    today: dt.date | None = None,
+    overwrite: bool = False,
+    scrubber: TextScrubber | None = None,
+) -> PrivacyReport:
+    """Pseudonymise every resource under ``input_path`` into ``output_dir``; return the report.
+
+    ``text=False`` turns the policy's text rules into redactions (no Presidio, no models).
+    ``scrubber`` lets a caller reuse an already loaded Presidio engine (tests do).
+    """
+    started = time.perf_counter()
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    effective = policy if text else policy.without_text()
+    sources = discover(input_path)
+    patients = PatientDirectory()
+    for source in sources:
+        for patient in read_patients(source):
+            patients.add(patient)
+    rules = StructuredRules(effective, key, load_registry(), patients, today or dt.date.today())
+    if effective.uses_text and scrubber is None:
+        analyzer = load_analyzer(effective.text.analyzer)
+        scrubber = TextScrubber(effective.text, key, analyzer, effective.max_age)
+    worker = _Worker(sources, rules, scrubber if effective.uses_text else None)
+    report = PrivacyReport(
+        policy=str(policy.path),
+        policy_sha256=policy.sha256,
+        key_id=key.key_id(),
+        inputs=dict(collections.Counter(s.kind for s in sources)),
+        workers=workers,
+        text_enabled=effective.uses_text,
+        patients=len(patients),
+    )
+    output = _Output(output_dir, overwrite)
+    try:
+        for result in _results(worker, _chunks(sources), workers):
+            output.write(result)
+            report.records_in += result.records_in
+            report.bytes_in += result.bytes_in
+            report.quarantined += len(result.quarantine)
+            for resource_type, lines in result.out.items():
+                report.out_by_type[resource_type] += len(lines)
+                report.records_out += len(lines)
+            report.quarantine_reasons.update(q["reason"] for q in result.quarantine)
+            report.rule_stats.merge(result.rule_stats)
+            report.text_stats.merge(result.text_stats)
+    finally:
+        output.close()
+    report.seconds = time.perf_counter() - started
+    if not report.balanced:
+        raise PseudonymizeError(
+            f"records do not add up: {report.records_in} in, {report.records_out} out, "
+            f"{report.quarantined} quarantined"
+        )
+    report.write(output_dir)
+    return report
