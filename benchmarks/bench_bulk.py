@@ -209,9 +209,12 @@ def main() -> None:
             ("one file per type", None),
         ):
             print(f"{label}:")
-            repeat = options.repeat if lines else max(1, options.repeat - 2)
             results[label] = measure(
-                work / "data", work, lines_per_file=lines, repeat=repeat, parallel=options.parallel
+                work / "data",
+                work,
+                lines_per_file=lines,
+                repeat=options.repeat,
+                parallel=options.parallel,
             )
 
     print()

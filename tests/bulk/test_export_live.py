@@ -20,6 +20,7 @@ import pytest
 
 from fhirlake.bulk import (
     AuthError,
+    BulkClient,
     Event,
     Exporter,
     ExportExpiredError,
@@ -344,3 +345,19 @@ def test_exporting_without_a_token_or_with_an_unknown_key_fails_clearly(
     stranger = smart_auth(server, SigningKey.generate("RS384"))
     with pytest.raises(AuthError, match=r"refused \(401\): invalid_client: no usable RS384 key"):
         run_export(server, tmp_path / "b", auth=stranger)
+
+
+def test_the_sync_client_steps_through_an_export(
+    small_dir: Path, live_server: Start, tmp_path: Path
+) -> None:
+    server = live_server(small_dir, lines_per_file=10, faults=Faults(file_500=1, status_429=1))
+    with BulkClient(retry=FAST_RETRY) as client:
+        job = client.kick_off(ExportRequest(base_url=server.base_url, types=("Observation",)))
+        done = client.wait(job)
+        results = [
+            client.download(file, tmp_path / f"{n}.ndjson", requires_token=False)
+            for n, file in enumerate(done.manifest.output)
+        ]
+        accepted, _ = client.delete(job)
+    assert [r.lines for r in results] == [10, 10, 10]
+    assert accepted and server.state.jobs[job.status_url.rsplit("/", 1)[1]].removed
