@@ -254,6 +254,8 @@ def pseudonymize(
     if effective.uses_text and scrubber is None:
         analyzer = load_analyzer(effective.text.analyzer)
         scrubber = TextScrubber(effective.text, key, analyzer, effective.max_age)
+    elif scrubber is not None:
+        scrubber.start_run()
     worker = _Worker(sources, rules, scrubber if effective.uses_text else None)
     report = PrivacyReport(
         policy=str(policy.path),

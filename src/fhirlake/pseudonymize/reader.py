@@ -72,10 +72,14 @@ def discover(input_path: Path) -> list[Source]:
     if input_path.is_file():
         paths = [input_path]
     elif input_path.is_dir():
+        # In a folder, .json files that are not FHIR (a Bulk manifest, a truth file) are not input.
         paths = sorted(
             p
             for p in input_path.iterdir()
-            if p.is_file() and p.name.endswith((*_NDJSON_SUFFIXES, ".json"))
+            if p.is_file()
+            and (
+                p.name.endswith(_NDJSON_SUFFIXES) or (p.name.endswith(".json") and is_fhir_json(p))
+            )
         )
     else:
         raise PseudonymizeError(f"{input_path}: no such file or folder")

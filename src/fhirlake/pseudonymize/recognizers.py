@@ -5,7 +5,7 @@ Presidio ships no French recognizer. The NIR (numéro d'inscription au répertoi
 plus a 2-digit key: 97 minus the number modulo 97, with Corsica's 2A/2B read as 19/18. Checking
 the key keeps phone numbers and amounts from being taken for NIRs.
 
->>> nir_key_is_valid("1 61 04 75 123 456 69")
+>>> nir_key_is_valid("1 61 04 75 123 456 70")
 False
 >>> nir_key_is_valid("2 84 05 2A 012 345 " + f"{97 - int('2840519012345') % 97:02d}")
 True

@@ -9,7 +9,7 @@ term never matches inside a longer word. Phone numbers and identifiers also get 
 
 >>> m = TermMatcher([Term("PERSON", "Carolee951 Sanford861", 0)])
 >>> [(s, e) for s, e, _ in m.find("Seen: carolee951  SANFORD861, ok")]
-[(6, 27)]
+[(6, 28)]
 """
 
 from __future__ import annotations

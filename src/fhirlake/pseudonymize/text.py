@@ -227,6 +227,13 @@ class TextScrubber:
         self._cache: OrderedDict[bytes, tuple[Span, ...]] = OrderedDict()
         self._matchers: OrderedDict[int, TermMatcher] = OrderedDict()
 
+    def start_run(self) -> None:
+        """Forget the deny-lists of the last run (its patient ordinals mean other people now).
+
+        The analysis cache stays: it depends only on the texts.
+        """
+        self._matchers.clear()
+
     def scrub(self, slots: list[TextSlot]) -> None:
         """Analyse, deny-list and replace every slot's text, writing the result back."""
         prepared = [self._prepare(slot) for slot in slots]
