@@ -26,7 +26,7 @@ __all__ = ["age_in_years", "generalize_date", "parse_date", "shift_date"]
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _TIME = re.compile(
-    r"^T(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,9})?)?(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)?$"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,9})?)?(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)?$"
 )
 
 
@@ -61,10 +61,11 @@ def _shift_day(date_part: str, days: int) -> str:
 
 def shift_date(value: str, days: int) -> str:
     """``value`` moved by ``days`` days, with the same precision, time of day and zone."""
-    date_part, sep, time_part = value.partition("T")
-    if sep and (len(date_part) != 10 or not _TIME.match(sep + time_part)):
-        raise ValueError("not a FHIR date or dateTime")
-    return _shift_day(date_part, days) + sep + time_part
+    if len(value) > 10:  # a dateTime: validate the time here, the date in _shift_day
+        if value[10] != "T" or not _TIME.match(value, 10):
+            raise ValueError("not a FHIR date or dateTime")
+        return _shift_day(value[:10], days) + value[10:]
+    return _shift_day(value, days)
 
 
 def generalize_date(value: str, days: int, to: str) -> str:

@@ -13,8 +13,9 @@ every JSON key, which type the value has. That comes from the registry that
 from __future__ import annotations
 
 import functools
+import importlib.util
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -112,9 +113,14 @@ class TypeRegistry:
 @functools.cache
 def load_registry() -> TypeRegistry:
     """The registry shipped with ``fhirlake.sof`` (loaded once per process)."""
+    # find_spec locates fhirlake.sof without importing it (its import pulls in sqlglot, duckdb)
+    spec = importlib.util.find_spec("fhirlake.sof")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
     try:
-        raw = resources.files("fhirlake.sof").joinpath("r4_registry.json").read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
+        if not folders:
+            raise FileNotFoundError("fhirlake.sof")
+        raw = (Path(folders[0]) / "r4_registry.json").read_bytes()
+    except OSError as exc:
         raise PseudonymizeError(
             "the FHIR R4 element registry fhirlake/sof/r4_registry.json is missing "
             "(regenerate it with: python -m fhirlake.sof._registry_build)"

@@ -17,7 +17,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ class PseudonymKey:
     Pseudonyms of resource ids are cached: a patient's id is seen in thousands of references.
     """
 
-    __slots__ = ("_base", "_id_cache")
+    __slots__ = ("_id_cache", "_secret")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < MIN_KEY_BYTES:
@@ -47,7 +46,7 @@ class PseudonymKey:
                 f"the pseudonymisation key is {len(secret)} bytes long; at least "
                 f"{MIN_KEY_BYTES} are needed ({_GENERATE_HINT})"
             )
-        self._base = hmac.new(secret, digestmod=hashlib.sha256)
+        self._secret = secret
         self._id_cache: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -55,9 +54,7 @@ class PseudonymKey:
 
     def digest(self, domain: str, value: str) -> bytes:
         """HMAC-SHA256 of ``value`` in ``domain`` (32 bytes)."""
-        mac = self._base.copy()
-        mac.update(domain.encode() + b"\x00" + value.encode())
-        return mac.digest()
+        return hmac.digest(self._secret, domain.encode() + b"\x00" + value.encode(), "sha256")
 
     def hexdigest(self, domain: str, value: str, length: int = 32) -> str:
         """The first ``length`` hex characters of :meth:`digest`."""

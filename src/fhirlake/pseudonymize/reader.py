@@ -96,7 +96,8 @@ def discover(input_path: Path) -> list[Source]:
     return sources
 
 
-def _open(path: Path) -> IO[bytes]:
+def open_input(path: Path) -> IO[bytes]:
+    """An input file opened for reading bytes, gunzipped when its name ends in .gz."""
     try:
         return (
             cast(IO[bytes], gzip.open(path, "rb")) if path.name.endswith(".gz") else path.open("rb")
@@ -106,7 +107,7 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _ndjson(source: Source) -> Iterator[tuple[Location, bytes]]:
-    with _open(source.path) as handle:
+    with open_input(source.path) as handle:
         try:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
@@ -116,7 +117,7 @@ def _ndjson(source: Source) -> Iterator[tuple[Location, bytes]]:
 
 
 def _bundle_json(source: Source) -> Any:
-    with _open(source.path) as handle:
+    with open_input(source.path) as handle:
         raw = handle.read()
     try:
         return orjson.loads(raw)
@@ -126,7 +127,7 @@ def _bundle_json(source: Source) -> Any:
 
 def is_fhir_json(path: Path) -> bool:
     """Whether a .json file holds a FHIR resource or Bundle (not a manifest or a truth file)."""
-    with _open(path) as handle:
+    with open_input(path) as handle:
         head = handle.read(1 << 16)
     return b'"resourceType"' in head or (
         len(head) == 1 << 16 and b'"resourceType"' in path.read_bytes()
