@@ -23,6 +23,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("fhirlake.bulk.cli", "serve_bulk_command"),
     ("fhirlake.pseudonymize.cli", "privacy_group"),
     ("fhirlake.pseudonymize.cli", "pseudonymize_command"),
+    ("fhirlake.lake.cli", "lake_group"), ("fhirlake.lake.cli", "sql_command"),
 )
 
 

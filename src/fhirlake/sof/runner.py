@@ -26,13 +26,14 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fhirlake.errors import InputDataError
-from fhirlake.sof.compiler import CompiledView, compile_view
-from fhirlake.sof.compiler.view import WRONG_TYPE_MESSAGE
+from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
+from fhirlake.sof.compiler.view import ROOT_ALIAS, WRONG_TYPE_MESSAGE
 from fhirlake.sof.errors import ViewEvaluationError
+from fhirlake.sof.fhirpath import parse as parse_fhirpath
 from fhirlake.sof.inputs import find_files, scan_lines
-from fhirlake.sof.model import ViewDefinition, load_view, parse_view
+from fhirlake.sof.model import Column, ViewDefinition, load_view, parse_view
 
-__all__ = ["RunResult", "run_view"]
+__all__ = ["RunResult", "run_view", "view_query"]
 
 ViewLike: TypeAlias = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
 Source: TypeAlias = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
@@ -117,6 +118,39 @@ def run_view(
 def resources_table(resources: Iterable[Mapping[str, Any]], column: str = "resource") -> pa.Table:
     """A pyarrow Table with one column of resource JSON text, for :func:`run_view`."""
     return pa.table({column: pa.array([orjson.dumps(r).decode() for r in resources], pa.string())})
+
+
+def view_query(
+    view: ViewLike, source: exp.Expression, *, resource_column: str = "resource", carry: Mapping[str, str] | None = None
+) -> exp.Select:
+    """The view's SELECT over ``source``, any table expression with resource JSON text in ``resource_column``.
+
+    ``source`` is a sqlglot table expression: a table name or a table function such as
+    ``read_parquet([...])``. Rows of other resource types are skipped. ``carry`` maps output
+    column names to columns of ``source`` copied unchanged into each output row, after the
+    view's columns (a key to merge the rows by, for instance).
+
+    >>> query = view_query(view, exp.to_table("silver"), carry={"_key": "resource_key"})  # doctest: +SKIP
+    """
+    compiled = as_compiled(view)
+    carried = {name: f"__carried_{index}" for index, name in enumerate(carry or {})}
+    structure = orjson.dumps(compiled.read_structure).decode()
+    parsed = exp.Anonymous(this="json_transform", expressions=[exp.column(resource_column, quoted=True), exp.Literal.string(structure)])
+    projections: list[exp.Expr] = [exp.Unnest(expressions=[parsed])]
+    projections += [exp.alias_(exp.column(column, quoted=True), carried[name], quoted=True) for name, column in (carry or {}).items()]
+    table = source if isinstance(source, exp.Table | exp.Subquery) else exp.Table(this=source)
+    inner = exp.select(*projections).from_(table)
+    extra = tuple(
+        (OutputColumn(_carried_column(name), None), exp.column(hidden, table=ROOT_ALIAS, quoted=True))
+        for name, hidden in carried.items()
+    )
+    compiled = replace(compiled, columns=compiled.columns + tuple(c for c, _ in extra), per_resource=compiled.per_resource + extra)
+    return compiled.query(inner.subquery())
+
+
+def _carried_column(name: str) -> Column:
+    """The model of a column copied from the source relation, not computed from the resource."""
+    return Column(name=name, path=name, expression=parse_fhirpath(name), pointer=f"/carried/{name}")
 
 
 def read_json_source(compiled: CompiledView, files: Sequence[Path], *, large_objects: bool = False) -> exp.Expression:

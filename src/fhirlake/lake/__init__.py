@@ -1,0 +1,51 @@
+"""The lakehouse: silver and gold Delta tables, incremental merge, snapshots, a DuckDB catalog.
+
+Under one lake root (a folder, ``./.fhirlake`` by default, or an object-store URI)::
+
+    silver/<Type>/            Delta, one row per resource (newest version), partitioned by _year
+    gold/<view>/              Delta, one table per ViewDefinition of sql_on_fhir_views/
+    catalog.duckdb            views over the latest snapshot's Parquet files, with comments
+    _fhirlake/snapshots.json  the lake log: every snapshot's table versions and export
+    _fhirlake/tombstones/     Delta, the deletions seen (so an old export cannot resurrect)
+
+>>> import fhirlake
+>>> lake = fhirlake.connect(read_only=False)                       # doctest: +SKIP
+>>> lake.ingest("exports/2025-07-01", source="hospital-a")         # doctest: +SKIP
+>>> lake.sql("SELECT count(*) FROM gold.patient")                  # doctest: +SKIP
+>>> old = fhirlake.connect(as_of="2025-07-01")                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from fhirlake.lake._ingest import BuildReport, IngestReport, TypeCounts, ViewCounts
+from fhirlake.lake._lake import Lake, LakeStatus, SourceStatus, TableDescription, connect
+from fhirlake.lake._log import Snapshot
+from fhirlake.lake.errors import (
+    ExportFolderError,
+    LakeBusyError,
+    LakeError,
+    LakeNotFoundError,
+    ReadOnlyLakeError,
+    SnapshotNotFoundError,
+    UnknownTableError,
+)
+
+__all__ = [
+    "BuildReport",
+    "ExportFolderError",
+    "IngestReport",
+    "Lake",
+    "LakeBusyError",
+    "LakeError",
+    "LakeNotFoundError",
+    "LakeStatus",
+    "ReadOnlyLakeError",
+    "Snapshot",
+    "SnapshotNotFoundError",
+    "SourceStatus",
+    "TableDescription",
+    "TypeCounts",
+    "UnknownTableError",
+    "ViewCounts",
+    "connect",
+]

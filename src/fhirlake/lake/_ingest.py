@@ -1,0 +1,469 @@
+"""Write the lake: ingest an export (incremental merge) or rebuild gold tables from silver.
+
+An ingest runs, under the lake's write lock:
+
+1. stage the export's NDJSON (read once) and plan the changes against silver (keys only);
+2. commit each gold table that the changes touch: its files that hold a changed or deleted key
+   are rewritten without those keys' rows, and the views' rows of the changed resources are
+   added, in one Delta version per table;
+3. commit each silver table the same way (the staged files become silver files as they are
+   when every staged row is a new version), then the deletions' tombstones;
+4. record the snapshot in the lake log, then write the catalog.
+
+A crash anywhere leaves every table at a committed version and the catalog at the previous
+snapshot. Replaying the export redoes exactly what is unfinished: silver has not moved for
+the types not yet committed, so the plan is the same, and gold merges replace rows by key.
+A gold table committed by a run that never recorded its snapshot, for another export than the
+one being ingested, is rebuilt from silver first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import sqlglot
+from deltalake import DeltaTable
+from sqlglot import exp
+
+from fhirlake.lake._catalog import catalog_tables, open_catalog, write_catalog
+from fhirlake.lake._delta import DataFile, DeltaFolder
+from fhirlake.lake._duck import connect_worker, delta_safe, parquet, render, run
+from fhirlake.lake._export import ExportFolder, read_export
+from fhirlake.lake._gold import (
+    HIDDEN_COLUMNS,
+    ROWS_PER_GROUP,
+    VIEW_HASH_KEY,
+    GoldView,
+    load_gold_views,
+)
+from fhirlake.lake._log import Snapshot, SnapshotLog
+from fhirlake.lake._silver import (
+    PLAN_TABLES,
+    SILVER_COLUMNS,
+    SILVER_DESCRIPTIONS,
+    STORED_COLUMNS,
+    TOMBSTONE_COLUMNS,
+    Plan,
+    plan_type,
+    register_deleted,
+    stage_type,
+)
+from fhirlake.lake._silver import (
+    ROWS_PER_GROUP as SILVER_ROWS_PER_GROUP,
+)
+from fhirlake.lake._storage import Storage
+from fhirlake.lake.errors import LakeError
+
+__all__ = ["BuildReport", "IngestReport", "LakeWriter", "TypeCounts", "ViewCounts"]
+
+TOMBSTONES = "_fhirlake/tombstones"
+KILL_ENV = "FHIRLAKE_TEST_KILL_AT"
+_SNAPSHOT_KEY, _EXPORT_KEY, _SOURCE_KEY = "fhirlake.snapshot", "fhirlake.export", "fhirlake.source"
+
+SILVER_SCHEMA = pa.schema([
+    pa.field(name, pa.timestamp("us", tz="UTC") if duck == "TIMESTAMPTZ" else pa.int32() if duck == "INTEGER" else pa.string(),
+             metadata={"comment": SILVER_DESCRIPTIONS.get(name, HIDDEN_COLUMNS.get(name, ""))})
+    for name, duck in SILVER_COLUMNS.items()
+])
+TOMBSTONE_SCHEMA = pa.schema([
+    pa.field(name, pa.timestamp("us", tz="UTC") if duck == "TIMESTAMPTZ" else pa.string()) for name, duck in TOMBSTONE_COLUMNS.items()
+])
+
+_REMOVAL_GOLD = """
+CREATE OR REPLACE TEMP TABLE removal AS
+SELECT resource_key, old_year AS year FROM changes WHERE resource_type = :type AND existed
+UNION SELECT resource_key, new_year FROM changes WHERE resource_type = :type
+UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = :type
+"""
+_REMOVAL_SILVER = """
+CREATE OR REPLACE TEMP TABLE removal AS
+SELECT resource_key, old_year AS year FROM changes WHERE resource_type = :type AND existed
+UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = :type
+"""
+_HOLDERS_GOLD = """
+SELECT DISTINCT filename FROM :files AS g
+WHERE g._source = :source AND g._resource_key IN (SELECT resource_key FROM removal)
+"""
+_HOLDERS_SILVER = """
+SELECT DISTINCT filename FROM :files AS s
+WHERE s.source = :source AND s.resource_key IN (SELECT resource_key FROM removal)
+"""
+_KEEP_GOLD = """
+SELECT g.* EXCLUDE (filename), CAST(y.year AS INTEGER) AS _year
+FROM :files AS g JOIN file_years AS y ON y.file = g.filename
+WHERE NOT (g._source = :source AND g._resource_key IN (SELECT resource_key FROM removal))
+"""
+_KEEP_SILVER = """
+SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM :files AS s
+WHERE NOT (s.source = :source AND s.resource_key IN (SELECT resource_key FROM removal))
+"""
+_CHANGED_ROWS = """
+SELECT s.* EXCLUDE (filename, file_row_number), c.new_year AS _year
+FROM :staged AS s JOIN changes AS c ON c.resource_type = :type AND c.file = s.filename AND c.line = s.file_row_number
+"""
+_ALL_ROWS = "SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM :files AS s"
+_NEW_TOMBSTONES = """
+SELECT CAST(:source AS VARCHAR) AS source, d.resource_type, d.resource_key, CAST(:deleted_at AS TIMESTAMPTZ) AS deleted_at,
+       CAST(:export_id AS VARCHAR) AS export_id
+FROM deleted_now AS d
+WHERE NOT EXISTS (SELECT 1 FROM :tombstones AS t WHERE t.source = :source AND t.resource_type = d.resource_type
+                  AND t.resource_key = d.resource_key AND t.deleted_at >= CAST(:deleted_at AS TIMESTAMPTZ))
+"""
+
+
+def _checkpoint(step: str) -> None:
+    """Crash tests' hook: when ``$FHIRLAKE_TEST_KILL_AT`` names this step, the process dies here."""
+    if os.environ.get(KILL_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class TypeCounts:
+    """What an export did to one resource type's silver table (in resources)."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True)
+class ViewCounts:
+    """What an ingest or build did to one gold table (in rows)."""
+
+    rows_removed: int = 0
+    rows_added: int = 0
+    files_rewritten: int = 0
+    rebuilt: bool = False
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """The outcome of :meth:`Lake.ingest`. ``snapshot_id`` is None when nothing was recorded."""
+
+    source: str
+    export_id: str
+    snapshot_id: int | None
+    already_ingested: bool
+    types: Mapping[str, TypeCounts] = field(default_factory=dict)
+    gold: Mapping[str, ViewCounts] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(c.inserted or c.updated or c.deleted for c in self.types.values()) or any(
+            v.rows_added or v.rows_removed or v.rebuilt for v in self.gold.values())
+
+    def lines(self) -> list[str]:
+        """The report as text lines (what the CLI prints)."""
+        if self.already_ingested:
+            return [f"export {self.export_id!r} of {self.source!r} is already in snapshot {self.snapshot_id}: nothing to do"]
+        out = [f"snapshot {self.snapshot_id}: export {self.export_id!r} of {self.source!r} in {self.seconds:.1f} s"]
+        out += [f"  silver.{t}: +{c.inserted} new, {c.updated} updated, {c.deleted} deleted, {c.unchanged} unchanged"
+                for t, c in sorted(self.types.items())]
+        out += [f"  gold.{n}: {'rebuilt, ' if v.rebuilt else ''}-{v.rows_removed} +{v.rows_added} rows"
+                for n, v in sorted(self.gold.items()) if v.rows_added or v.rows_removed or v.rebuilt]
+        return out
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """The outcome of :meth:`Lake.build`: the gold tables rebuilt and the snapshot recorded."""
+
+    snapshot_id: int | None
+    rebuilt: Mapping[str, ViewCounts]
+    seconds: float
+
+
+class LakeWriter:
+    """Everything that changes a lake. One writer at a time (the lake's lock)."""
+
+    def __init__(self, storage: Storage, *, views: Path | None = None) -> None:
+        self.storage = storage
+        self.views_folder = views
+        self.log = SnapshotLog(storage)
+
+    # ----------------------------------------------------------------------------------- ingest
+
+    def ingest(
+        self, folder: str | Path, *, source: str, export_id: str | None = None, deleted: Iterable[str] | None = None
+    ) -> IngestReport:
+        """Merge one export folder into the lake; see the module docstring."""
+        started = time.perf_counter()
+        export = read_export(folder, export_id=export_id, deleted=deleted)
+        with self.storage.lock():
+            self.storage.clean_work()
+            recorded = self.log.find_export(source, export.export_id)
+            if recorded is not None:
+                self._ensure_catalog()
+                return IngestReport(source, export.export_id, recorded.id, already_ingested=True)
+            views = load_gold_views(self.views_folder)
+            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
+                merge = _Merge(self, con, work, export, source)
+                gold = merge.refresh_gold(views)
+                plans = merge.plan()
+                _checkpoint("planned")
+                for view in views:
+                    plan = plans.get(view.resource)
+                    if plan is not None and plan.touches:
+                        gold[view.name] = merge.merge_gold(view, plan, gold.get(view.name))
+                        _checkpoint(f"gold:{view.name}")
+                for resource_type, plan in plans.items():
+                    if plan.touches:
+                        merge.merge_silver(plan)
+                        _checkpoint(f"silver:{resource_type}")
+                merge.add_tombstones()
+                _checkpoint("tombstones")
+            types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
+            summary = {"types": {t: vars(c) for t, c in types.items()},
+                       "gold": {n: vars(c) for n, c in gold.items()}}
+            snapshot = self._record(views, kind="ingest", source=source, export=export, summary=summary)
+        return IngestReport(source, export.export_id, snapshot.id, False, types, gold, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------------------------ build
+
+    def build(self, *, only: Sequence[str] | None = None, force: bool = False) -> BuildReport:
+        """Rebuild from silver the gold tables whose view changed (all of ``only`` with ``force``)."""
+        started = time.perf_counter()
+        with self.storage.lock():
+            self.storage.clean_work()
+            views = load_gold_views(self.views_folder)
+            if only:
+                unknown = sorted(set(only) - {v.name for v in views})
+                if unknown:
+                    raise LakeError(f"no view {', '.join(unknown)} in {self.views_folder or 'the view library'}")
+            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
+                merge = _Merge(self, con, work, None, None)
+                chosen = [v for v in views if not only or v.name in only]
+                rebuilt = merge.refresh_gold(chosen, force=force)
+            if rebuilt or self.log.latest() is None or open_catalog(self.storage) is None:
+                snapshot: Snapshot | None = self._record(views, kind="build", summary={"rebuilt": sorted(rebuilt)})
+            else:
+                snapshot = self.log.latest()
+        return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------------------ bookkeeping
+
+    def current_tables(self, views: Sequence[GoldView]) -> dict[str, DeltaTable]:
+        """Every table of the lake at its current version: silver, the views' gold, tombstones."""
+        names = [f"silver/{t}" for t in self._folders("silver")] + [v.table for v in views] + [TOMBSTONES]
+        tables = {}
+        for name in names:
+            table = DeltaFolder(self.storage, name).open()
+            if table is not None:
+                tables[name] = table
+        return tables
+
+    def _folders(self, layer: str) -> list[str]:
+        selector = pafs.FileSelector(self.storage.path(layer), allow_not_found=True)
+        return sorted(info.base_name for info in self.storage.fs.get_file_info(selector) if info.type == pafs.FileType.Directory)
+
+    def _record(
+        self, views: Sequence[GoldView], *, kind: str, source: str | None = None, export: ExportFolder | None = None,
+        summary: Mapping[str, object],
+    ) -> Snapshot:
+        tables = self.current_tables(views)
+        snapshot = self.log.append(
+            kind=kind, tables={name: table.version() for name, table in tables.items()},
+            views={v.name: v.sha for v in views}, source=source, export_id=export.export_id if export else None,
+            transaction_time=export.transaction_time if export else None, summary=summary,
+        )
+        _checkpoint("snapshot")
+        write_catalog(self.storage, catalog_tables(self.storage, tables), snapshot, self.log.snapshots())
+        return snapshot
+
+    def _ensure_catalog(self) -> None:
+        """Write the catalog of the latest snapshot if the one on disk is older (a run died in between)."""
+        latest = self.log.latest()
+        if latest is None:
+            return
+        con = open_catalog(self.storage)
+        if con is not None:
+            with closing(con):
+                try:
+                    rows = run(con, "SELECT snapshot_id FROM fhirlake.catalog")
+                except duckdb.Error:
+                    rows = []
+            if rows and int(str(rows[0][0])) == latest.id:
+                return
+        tables = {}
+        for name, version in latest.tables.items():
+            table = DeltaFolder(self.storage, name).open(version)
+            if table is not None:
+                tables[name] = table
+        write_catalog(self.storage, catalog_tables(self.storage, tables), latest, self.log.snapshots())
+
+
+class _Merge:
+    """One run's merge steps, sharing its DuckDB connection and scratch folder."""
+
+    def __init__(self, writer: LakeWriter, con: duckdb.DuckDBPyConnection, work: Path,
+                 export: ExportFolder | None, source: str | None) -> None:
+        self.storage = writer.storage
+        self.con = con
+        self.work = work
+        self.export = export
+        self.source = source or ""
+        latest = writer.log.latest()
+        self.recorded = latest.id if latest else 0
+        self.metadata = {_SNAPSHOT_KEY: str(self.recorded + 1)}
+        if export is not None:
+            self.metadata |= {_EXPORT_KEY: export.export_id, _SOURCE_KEY: self.source}
+        self.plans: dict[str, Plan] = {}
+
+    # -- planning
+
+    def plan(self) -> dict[str, Plan]:
+        """Stage every type of the export and compute its changes."""
+        assert self.export is not None
+        run(self.con, PLAN_TABLES)
+        register_deleted(self.con, self.export.deleted)
+        fallback = self.export.transaction_time or datetime.now(UTC)
+        tombstones = self._uris(TOMBSTONES)
+        for resource_type in self.export.types:
+            staged = stage_type(
+                self.con, self.export.files.get(resource_type, ()), resource_type, folder=self.work / "stage" / resource_type,
+                source=self.source, export_id=self.export.export_id, fallback=fallback,
+            )
+            self.plans[resource_type] = plan_type(
+                self.con, staged, resource_type, source=self.source, silver=self._uris(f"silver/{resource_type}"),
+                tombstones=tombstones, before=self.export.transaction_time,
+            )
+        return self.plans
+
+    def _uris(self, name: str) -> list[str]:
+        folder = DeltaFolder(self.storage, name)
+        return [folder.file_uri(f) for f in folder.files(folder.open())]
+
+    # -- gold
+
+    def refresh_gold(self, views: Sequence[GoldView], *, force: bool = False) -> dict[str, ViewCounts]:
+        """Rebuild from silver each gold table that is missing, built by another view definition,
+        or left by an unfinished run of another export."""
+        rebuilt = {}
+        for view in views:
+            table = DeltaFolder(self.storage, view.table).open()
+            if force or not view.built_by_this_view(table) or self._unfinished_elsewhere(table):
+                rebuilt[view.name] = self.rebuild_gold(view, table)
+        return rebuilt
+
+    def _unfinished_elsewhere(self, table: DeltaTable | None) -> bool:
+        if table is None:
+            return False
+        last = table.history(1)[0]
+        unfinished = int(last.get(_SNAPSHOT_KEY, 0) or 0) > self.recorded
+        same_export = self.export is not None and (last.get(_EXPORT_KEY), last.get(_SOURCE_KEY)) == (
+            self.export.export_id, self.source)
+        return unfinished and not same_export
+
+    def rebuild_gold(self, view: GoldView, table: DeltaTable | None) -> ViewCounts:
+        """The whole gold table from silver, in one version."""
+        folder = DeltaFolder(self.storage, view.table)
+        rows = parquet(self._uris(f"silver/{view.resource}"), STORED_COLUMNS, hive_partitioning=False)
+        source = _subquery(render(_ALL_ROWS, files=rows))
+        reader = self.con.sql(delta_safe(self.con, view.query(source))).to_arrow_reader(ROWS_PER_GROUP)
+        schema = view.with_comments(reader.schema)
+        added = folder.write(reader, rows_per_group=ROWS_PER_GROUP)
+        metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild"}
+        folder.commit(table, schema, add=added, metadata=metadata, overwrite=True, description=view.description)
+        return ViewCounts(rows_removed=sum(f.rows for f in folder.files(table)), rows_added=sum(f.rows for f in added), rebuilt=True)
+
+    def merge_gold(self, view: GoldView, plan: Plan, earlier: ViewCounts | None) -> ViewCounts:
+        """Replace the rows of the changed and deleted resources of ``plan`` in one version."""
+        folder = DeltaFolder(self.storage, view.table)
+        table = folder.open()
+        run(self.con, render(_REMOVAL_GOLD, type=plan.resource_type))
+        rewrite = self._holders(folder, table, _HOLDERS_GOLD)
+        kept: list[DataFile] = []
+        if rewrite:
+            years = pa.table({"file": [folder.file_uri(f) for f in rewrite], "year": [f.partition for f in rewrite]})
+            self.con.register("file_years", years)
+            files = parquet([folder.file_uri(f) for f in rewrite], {}, filename=True, hive_partitioning=False)
+            kept = self._write(folder, render(_KEEP_GOLD, files=files, source=self.source), ROWS_PER_GROUP)
+            self.con.unregister("file_years")
+        added = self._write(folder, view.query(_subquery(self._changed_rows(plan))), ROWS_PER_GROUP) if plan.changed else []
+        if not rewrite and not added:
+            return earlier or ViewCounts()
+        metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "merge"}
+        folder.commit(table, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
+        removed = sum(f.rows for f in rewrite) - sum(f.rows for f in kept)
+        base = earlier or ViewCounts()
+        return ViewCounts(base.rows_removed + removed, base.rows_added + sum(f.rows for f in added), len(rewrite), base.rebuilt)
+
+    def _changed_rows(self, plan: Plan) -> str:
+        """The staged rows of the plan's changed resources, silver-shaped with ``_year``."""
+        staged = plan.staged
+        if plan.all_staged_rows_changed:
+            return render(_ALL_ROWS, files=parquet(staged.paths, STORED_COLUMNS, hive_partitioning=False))
+        files = parquet(staged.paths, {**STORED_COLUMNS, "filename": "VARCHAR", "file_row_number": "BIGINT"},
+                        filename=True, file_row_number=True, hive_partitioning=False)
+        return render(_CHANGED_ROWS, staged=files, type=plan.resource_type)
+
+    # -- silver
+
+    def merge_silver(self, plan: Plan) -> None:
+        """Remove the updated and deleted resources' old rows and add the new versions, in one version."""
+        folder = DeltaFolder(self.storage, f"silver/{plan.resource_type}")
+        table = folder.open()
+        run(self.con, render(_REMOVAL_SILVER, type=plan.resource_type))
+        rewrite = self._holders(folder, table, _HOLDERS_SILVER)
+        kept: list[DataFile] = []
+        if rewrite:
+            files = parquet([folder.file_uri(f) for f in rewrite], {}, hive_partitioning=False)
+            kept = self._write(folder, render(_KEEP_SILVER, files=files, source=self.source), SILVER_ROWS_PER_GROUP)
+        added = self._new_silver_files(folder, plan) if plan.changed else []
+        if rewrite or added:
+            folder.commit(table, SILVER_SCHEMA, add=[*kept, *added], remove=rewrite,
+                          metadata={**self.metadata, "fhirlake.operation": "merge"})
+
+    def _new_silver_files(self, folder: DeltaFolder, plan: Plan) -> list[DataFile]:
+        if plan.all_staged_rows_changed:  # the staged files are exactly the new rows: move them in
+            for file in plan.staged.files:
+                self.storage.put(plan.staged.folder / file.path, *folder.name.split("/"), *file.path.split("/"))
+            return list(plan.staged.files)
+        return self._write(folder, self._changed_rows(plan), SILVER_ROWS_PER_GROUP)
+
+    def add_tombstones(self) -> None:
+        """Record the export's deletions, so an older export replayed cannot bring them back."""
+        assert self.export is not None
+        if not self.export.deleted:
+            return
+        folder = DeltaFolder(self.storage, TOMBSTONES)
+        table = folder.open()
+        deleted_at = (self.export.transaction_time or datetime.now(UTC)).isoformat()
+        existing = parquet([folder.file_uri(f) for f in folder.files(table)], TOMBSTONE_COLUMNS, hive_partitioning=False)
+        query = render(_NEW_TOMBSTONES, source=self.source, deleted_at=deleted_at, export_id=self.export.export_id,
+                       tombstones=existing)
+        added = self._write(folder, query, 65536)
+        if added:
+            folder.commit(table, TOMBSTONE_SCHEMA, add=added, metadata={**self.metadata, "fhirlake.operation": "delete"})
+
+    # -- shared
+
+    def _holders(self, folder: DeltaFolder, table: DeltaTable | None, template: str) -> list[DataFile]:
+        """The files of the removal keys' partitions that hold at least one of those keys."""
+        years = {int(str(r[0])) for r in run(self.con, "SELECT DISTINCT year FROM removal WHERE year IS NOT NULL")}
+        candidates = {folder.file_uri(f): f for f in folder.files(table) if f.partition in years}
+        if not candidates:
+            return []
+        files = parquet(list(candidates), {}, filename=True, hive_partitioning=False)
+        found = {str(r[0]) for r in run(self.con, render(template, files=files, source=self.source))}
+        return [f for uri, f in candidates.items() if uri in found]
+
+    def _write(self, folder: DeltaFolder, query: str, rows_per_group: int) -> list[DataFile]:
+        reader = self.con.sql(delta_safe(self.con, query)).to_arrow_reader(rows_per_group)
+        return folder.write(reader, rows_per_group=rows_per_group)
+
+
+def _subquery(sql: str) -> exp.Subquery:
+    return exp.Subquery(this=sqlglot.parse_one(sql, dialect="duckdb"))

@@ -1,0 +1,79 @@
+"""``fhirlake lake ingest|build|status`` and ``fhirlake sql``.
+
+The lake is ``--lake`` (or ``$FHIRLAKE_LAKE``, else ``./.fhirlake``)::
+
+    fhirlake lake ingest exports/2025-07-01 --source hospital-a
+    fhirlake lake status
+    fhirlake lake build                       # after adding or changing a view
+    fhirlake sql "SELECT gender, count(*) FROM gold.patient GROUP BY ALL"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import polars as pl
+
+from fhirlake.lake._lake import connect
+
+__all__ = ["lake_group", "sql_command"]
+
+_LAKE = click.option("--lake", "root", envvar="FHIRLAKE_LAKE", default=None, metavar="PATH|URI",
+                     help="The lake root (default: $FHIRLAKE_LAKE, else ./.fhirlake).")
+_VIEWS = click.option("--views", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                      help="The ViewDefinition folder (default: sql_on_fhir_views/).")
+
+
+@click.group("lake")
+def lake_group() -> None:
+    """The lakehouse: ingest exports into silver and gold Delta tables, show its state."""
+
+
+@lake_group.command("ingest")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--source", required=True, help="Name of the source (hospital, server) the export comes from.")
+@click.option("--export-id", default=None, help="Id of the export (default: the folder's name).")
+@click.option("--deleted", multiple=True, metavar="TYPE/ID", help="A deleted resource, besides the manifest's deleted[].")
+@_LAKE
+@_VIEWS
+def ingest_command(folder: Path, source: str, export_id: str | None, deleted: tuple[str, ...], root: str | None,
+                   views: Path | None) -> None:
+    """Merge an export FOLDER of (pseudonymised) NDJSON into the lake."""
+    with connect(root, read_only=False, views=views) as lake:
+        report = lake.ingest(folder, source=source, export_id=export_id, deleted=deleted)
+    click.echo("\n".join(report.lines()))
+
+
+@lake_group.command("build")
+@click.option("--view", "names", multiple=True, help="Only this view (repeatable).")
+@click.option("--force", is_flag=True, help="Rebuild even when the view has not changed.")
+@_LAKE
+@_VIEWS
+def build_command(names: tuple[str, ...], force: bool, root: str | None, views: Path | None) -> None:
+    """Rebuild gold tables from silver (those whose view changed, or all with --force)."""
+    with connect(root, read_only=False, views=views) as lake:
+        report = lake.build(list(names) or None, force=force)
+    rebuilt = ", ".join(sorted(report.rebuilt)) or "nothing (every gold table matches its view)"
+    click.echo(f"snapshot {report.snapshot_id}: rebuilt {rebuilt} in {report.seconds:.1f} s")
+
+
+@lake_group.command("status")
+@_LAKE
+def status_command(root: str | None) -> None:
+    """Tables (rows, versions, files), and the last export and watermark of each source."""
+    with connect(root) as lake:
+        click.echo("\n".join(lake.status().lines()))
+
+
+@click.command("sql")
+@click.argument("query")
+@click.option("--as-of", default=None, help="A snapshot id, export id or ISO time: query the lake as it was then.")
+@click.option("--max-rows", default=50, show_default=True, help="Rows to print.")
+@_LAKE
+def sql_command(query: str, as_of: str | None, max_rows: int, root: str | None) -> None:
+    """Run a SQL QUERY on the lake's catalog (gold.*, silver.*, fhirlake.*) and print the result."""
+    with connect(root, as_of=as_of) as lake:
+        frame = lake.sql(query)
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+        click.echo(frame)
