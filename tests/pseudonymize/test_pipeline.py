@@ -267,3 +267,33 @@ def test_birth_years_above_89_are_grouped_as_of_today(
         years.append(read_ndjson(out / "Patient.ndjson")[0]["birthDate"])
     shifted = dt.date(1935, 6, 1) + dt.timedelta(days=key.day_offset("p1", policy.max_shift_days))
     assert years == [str(shifted.year), "1936"]  # 1936: "90 or more" in 2026
+
+
+def test_a_broken_bundle_is_quarantined_and_the_rest_processed(
+    tmp_path: Path, policy: Policy, key: PseudonymKey
+) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "broken.json").write_text('{"resourceType": "Bundle", "entry": [')
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1"}},
+            {"fullUrl": "x"},
+        ],
+    }
+    (source / "good.json").write_bytes(orjson.dumps(bundle))
+    out = tmp_path / "out"
+    report = pseudonymize(source, out, policy, key, workers=1, text=False, today=TODAY)
+    assert (report.records_in, report.records_out, report.quarantined) == (3, 1, 2)
+    quarantine = [orjson.loads(line) for line in (out / QUARANTINE_NAME).read_bytes().splitlines()]
+    assert quarantine[0]["file"] == "broken.json" and quarantine[0]["reason"].startswith(
+        "not valid JSON"
+    )
+    assert quarantine[1] == {
+        **quarantine[1],
+        "file": "good.json",
+        "pointer": "/entry/1/resource",
+        "reason": "not a JSON object (a resource)",
+    }

@@ -62,10 +62,6 @@ class TypeRegistry:
                     primitives.add(entry["type"])
             self._elements[type_name] = table
         self._primitives = frozenset(primitives)
-        self._bases: dict[str, frozenset[str]] = {
-            t: frozenset(e.base for e in table.values()) | frozenset(table)
-            for t, table in self._elements.items()
-        }
 
     def element(self, type_name: str, key: str) -> ElementInfo | None:
         """The element ``key`` (a JSON key such as ``valueString``) of ``type_name``, if any."""
@@ -79,10 +75,6 @@ class TypeRegistry:
     def type_names(self) -> list[str]:
         """Every complex type (resources, data types, backbone elements)."""
         return list(self._elements)
-
-    def has_name(self, type_name: str, name: str) -> bool:
-        """Whether ``name`` (a base name such as ``value`` or a JSON key) is an element of the type."""
-        return name in self._bases.get(type_name, frozenset())
 
     def is_resource(self, name: str) -> bool:
         """Whether ``name`` is a resource type (``Patient``, also ``Resource``/``DomainResource``)."""

@@ -63,7 +63,7 @@ class _Chunk:
     first_line: int = 1
     records: list[tuple[Location, bytes]] | None = None
 
-    def items(self, name: str) -> Iterator[tuple[Location | int, bytes]]:
+    def items(self) -> Iterator[tuple[Location | int, bytes]]:
         """(location, raw JSON) per record; the location is a line number for NDJSON."""
         if self.records is not None:
             yield from self.records
@@ -116,7 +116,7 @@ class _Worker:
             self.scrubber.stats = result.text_stats
         urls = source.bundle_urls or None
         done: list[tuple[Location | int, bytes, dict[str, Any], ResourceContext]] = []
-        for location, raw in chunk.items(source.name):
+        for location, raw in chunk.items():
             result.records_in += 1
             result.bytes_in += len(raw) + 1
             try:

@@ -47,9 +47,9 @@ class Node:
     prune: bool
     children: dict[str, Node | None] = field(default_factory=dict)
     action: Any = None  # the rule compiled for this path by fhirlake.pseudonymize.rules
-    inherited: Rule | None = (
-        None  # a redact/keep rule from an ancestor, for parts no earlier rule selects
-    )
+    # a redact/keep rule from an ancestor, for the parts no earlier rule selects
+    inherited: Rule | None = None
+    descend: bool = False  # a complex type (not a primitive, not a contained resource)
 
     @property
     def is_root(self) -> bool:
@@ -111,9 +111,14 @@ class PlanBuilder:
             and rule.method in ("redact", "keep")
             and self._may_apply_below(info.type, steps, rules[: rule.index])
         ):
-            return Node(info.type, steps, None, False, inherited=rule)
+            return Node(
+                info.type, steps, None, False, inherited=rule, descend=self._descend(info.type)
+            )
         prune = rule is not None or not self._may_apply_below(info.type, steps, self._active)
-        return Node(info.type, steps, rule, prune)
+        return Node(info.type, steps, rule, prune, descend=self._descend(info.type))
+
+    def _descend(self, type_name: str) -> bool:
+        return type_name != "Resource" and not self.registry.is_primitive(type_name)
 
     def _matches(self, rule: Rule, steps: tuple[Step, ...], type_name: str) -> bool:
         sel = rule.selector

@@ -116,13 +116,20 @@ def _ndjson(source: Source) -> Iterator[tuple[Location, bytes]]:
             raise PseudonymizeError(f"{source.path}: cannot read ({exc})") from None
 
 
+class _NotJson:
+    """A .json input that does not parse: quarantined whole, as one record."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+
 def _bundle_json(source: Source) -> Any:
     with open_input(source.path) as handle:
         raw = handle.read()
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PseudonymizeError(f"{source.path}: not valid JSON ({exc})") from None
+    except orjson.JSONDecodeError:
+        return _NotJson(raw)
 
 
 def is_fhir_json(path: Path) -> bool:
@@ -136,6 +143,9 @@ def is_fhir_json(path: Path) -> bool:
 
 def _bundle(source: Source) -> Iterator[tuple[Location, bytes]]:
     document = _bundle_json(source)
+    if isinstance(document, _NotJson):
+        yield Location(source.name), document.raw  # the worker quarantines it with the reason
+        return
     if isinstance(document, dict) and document.get("resourceType") != "Bundle":
         yield Location(source.name), orjson.dumps(document)  # a single resource
         return

@@ -187,6 +187,16 @@ class StructuredRules:
                 if rule is None:
                     if child.prune and not full:
                         continue  # nothing to do below this element
+                    value = obj.get(key)
+                    if child.descend and type(value) is dict:  # the common case, inlined
+                        try:
+                            self._walk(value, child, ctx, full)
+                        except RecordError as exc:
+                            exc.parts.append(key)
+                            raise
+                        if not value:
+                            del obj[key]  # everything in it was removed
+                        continue
                 elif child.action is not None and key in obj and type(obj[key]) is not list:
                     try:
                         result = child.action(obj[key], obj, ctx, obj, key)
