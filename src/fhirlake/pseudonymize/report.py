@@ -76,6 +76,7 @@ class PrivacyReport:
                 "texts_analysed": text.analysed,
                 "cache_hits": text.cache_hits,
                 "deny_list_hits": text.deny_list_hits,
+                "seconds": round(text.seconds, 3),
                 "entities_replaced": dict(text.entities.most_common()),
             },
             "performance": {

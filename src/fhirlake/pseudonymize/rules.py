@@ -171,9 +171,11 @@ class StructuredRules:
 
     def _walk(self, obj: dict[str, Any], node: Node, ctx: ResourceContext, full: bool) -> None:
         # The hot loop of the whole run: keep it flat (see the benchmark before changing it).
+        # Only "_element" companions can vanish while we loop (with their element), and those
+        # are looked up again in _special; every other value in the snapshot is current.
         children = node.children
         counts = self._counts
-        for key in list(obj):
+        for key, value in list(obj.items()):
             child = children.get(key, _UNPLANNED)
             if child is _UNPLANNED:
                 if key == "resourceType":
@@ -182,39 +184,29 @@ class StructuredRules:
                     self._special(obj, key, node, ctx)
                     continue
                 child = self.plans.child(node, key)
-            if child is not None:
-                rule = child.rule
-                if rule is None:
+            try:
+                if child is None:
+                    self._element(obj, key, child, ctx, full)
+                elif child.rule is None:
                     if child.prune and not full:
                         continue  # nothing to do below this element
-                    value = obj.get(key)
                     if child.descend and type(value) is dict:  # the common case, inlined
-                        try:
-                            self._walk(value, child, ctx, full)
-                        except RecordError as exc:
-                            exc.parts.append(key)
-                            raise
+                        self._walk(value, child, ctx, full)
                         if not value:
                             del obj[key]  # everything in it was removed
-                        continue
-                elif child.action is not None and key in obj and type(obj[key]) is not list:
-                    try:
-                        result = child.action(obj[key], obj, ctx, obj, key)
-                    except RecordError as exc:
-                        exc.parts.append(key)
-                        raise
+                    else:
+                        self._element(obj, key, child, ctx, full)
+                elif child.action is not None and type(value) is not list:
+                    result = child.action(value, obj, ctx, obj, key)
                     if result is DROP:
                         del obj[key]
                         obj.pop("_" + key, None)
                     else:
                         obj[key] = result
-                    counts[rule.index] += 1
-                    ctx.labels.add(rule.method)
-                    continue
-            if key not in obj:
-                continue  # removed with its primitive value
-            try:
-                self._element(obj, key, child, ctx, full)
+                    counts[child.rule.index] += 1
+                    ctx.labels.add(child.rule.method)
+                else:
+                    self._element(obj, key, child, ctx, full)
             except RecordError as exc:
                 exc.parts.append(key)
                 raise

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -161,9 +162,11 @@ class TextStats:
     analysed: int = 0
     cache_hits: int = 0
     deny_list_hits: int = 0
+    seconds: float = 0.0  # time spent scrubbing (analysis, deny-lists, replacement)
     entities: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: TextStats) -> None:
+        self.seconds += other.seconds
         self.elements += other.elements
         self.characters += other.characters
         self.analysed += other.analysed
@@ -236,12 +239,14 @@ class TextScrubber:
 
     def scrub(self, slots: list[TextSlot]) -> None:
         """Analyse, deny-list and replace every slot's text, writing the result back."""
+        started = time.perf_counter()
         prepared = [self._prepare(slot) for slot in slots]
         found = self._analyse(prepared)
         for slot, (language, masked, tags, _), spans in zip(slots, prepared, found, strict=True):
             all_spans = [*spans, *self._deny(slot, masked)]
             merged = _merge([part for span in all_spans for part in _outside(span, tags)])
             self._write(slot, self._replace(slot.text, merged, slot.offset, language))
+        self.stats.seconds += time.perf_counter() - started
 
     def _prepare(self, slot: TextSlot) -> _Prepared:
         language = (
