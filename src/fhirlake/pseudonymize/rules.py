@@ -46,6 +46,10 @@ _LABELS: dict[str, tuple[str, str]] = {
 }
 _PSEUDED = ("PSEUDED", "pseudonymized")
 _EXTENSION_KEYS = ("extension", "modifierExtension")
+# Bundle elements that hold a resource's address, pseudonymised like references
+_BUNDLE_URLS = frozenset(
+    {("BundleEntry", "fullUrl"), ("BundleEntryRequest", "url"), ("BundleEntryResponse", "location")}
+)
 
 
 class _Drop:
@@ -424,6 +428,9 @@ class StructuredRules:
                 raise RecordError(f"expected a string ({node.type})")
             return value
 
+        if (last.parent, last.key) in _BUNDLE_URLS:
+            return self._bundle_url
+
         if (last.parent, last.key) == ("Reference", "reference"):
 
             def reference(
@@ -457,6 +464,26 @@ class StructuredRules:
 
             return identifier
         return lambda value, parent, ctx, container, slot: key.hexdigest("value", string(value))
+
+    def _bundle_url(
+        self, value: Any, parent: Any, ctx: ResourceContext, container: Any, slot: Any
+    ) -> Any:
+        """A Bundle entry's fullUrl, request url or response location: rewritten as a reference
+        (``Patient/123``, ``urn:uuid:…``); a bare type (``POST Patient``) stays.
+
+        Bulk Data lists deleted resources as Bundles of ``DELETE Patient/123`` entries: their
+        ids must become the same pseudonyms as everywhere else, or a deletion would name the
+        patient's original id (and not match the pseudonymised resource it deletes).
+        """
+        if not isinstance(value, str):
+            raise RecordError("expected a string (uri)")
+        if value in self._resource_types:
+            return value
+        new = rewrite_reference(value, self.key.resource_id, ctx.bundle_urls, self._resource_types)
+        if new is None:
+            self.stats.events["bundle urls removed (not a literal reference)"] += 1
+            return DROP
+        return new
 
     def _date_shift(self, node: Node, rule: Rule) -> Action:
         def shift(value: Any, parent: Any, ctx: ResourceContext, container: Any, slot: Any) -> Any:
