@@ -139,14 +139,17 @@ def populate(
     con: duckdb.DuckDBPyConnection, tables: Sequence[CatalogTable], snapshot: Snapshot, snapshots: Sequence[Snapshot]
 ) -> None:
     """Create the catalog's schemas, views, comments and ``fhirlake`` tables in ``con``."""
-    for schema in ("gold", "silver", "fhirlake"):
-        run(con, f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}" for schema in ("gold", "silver", "fhirlake")]
     for table in tables:
-        _create_view(con, table, snapshot.reference_time)
+        statements += _view_statements(con, table, snapshot.reference_time)
+    run(con, "BEGIN TRANSACTION")  # one transaction: hundreds of statements, one commit
+    run(con, ";\n".join(statements))
     _create_meta(con, tables, snapshot, snapshots)
+    run(con, "COMMIT")
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, table: CatalogTable, reference: datetime) -> None:
+def _view_statements(con: duckdb.DuckDBPyConnection, table: CatalogTable, reference: datetime) -> list[str]:
+    """CREATE VIEW and COMMENT statements of one table."""
     shown = table.columns
     if table.files:
         source = parquet(table.files, {}, hive_partitioning=False)
@@ -159,12 +162,12 @@ def _create_view(con: duckdb.DuckDBPyConnection, table: CatalogTable, reference:
         *[exp.alias_(d.expression(reference), d.name, quoted=True) for d in derived],
     ).from_(exp.alias_(source, "t", table=True) if isinstance(source, exp.Table) else source.as_("t"))
     qualified = f"{quote(table.schema)}.{quote(table.name)}"
-    run(con, f"CREATE OR REPLACE VIEW {qualified} AS {select.sql(dialect='duckdb')}")
-    run(con, f"COMMENT ON VIEW {qualified} IS {_literal(table.description)}")
+    statements = [f"CREATE OR REPLACE VIEW {qualified} AS {select.sql(dialect='duckdb', copy=False)}",
+                  f"COMMENT ON VIEW {qualified} IS {_literal(table.description)}"]
     comments = {**table.comments, **{d.name: d.description for d in derived}}
-    for name in [*shown, *(d.name for d in derived)]:
-        if comments.get(name):
-            run(con, f"COMMENT ON COLUMN {qualified}.{quote(name)} IS {_literal(comments[name])}")
+    statements += [f"COMMENT ON COLUMN {qualified}.{quote(name)} IS {_literal(comments[name])}"
+                   for name in [*shown, *(d.name for d in derived)] if comments.get(name)]
+    return statements
 
 
 def _create_meta(

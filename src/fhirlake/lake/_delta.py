@@ -13,12 +13,12 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties
 from deltalake import Schema as DeltaSchema
 from deltalake._internal import RemoveAction
@@ -48,26 +48,88 @@ class DataFile:
 
 
 def write_files(
-    reader: pa.RecordBatchReader, fs: pafs.FileSystem, base_dir: str, *, rows_per_group: int, rows_per_file: int = 2_000_000
+    reader: pa.RecordBatchReader, fs: pafs.FileSystem, base_dir: str, *, rows_per_group: int, rows_per_file: int = 1_000_000
 ) -> list[DataFile]:
-    """Write a stream of batches as Parquet files under ``base_dir`` (by ``_year`` when present)."""
-    written: list[DataFile] = []
-    prefix = base_dir.rstrip("/") + "/"
+    """Write a stream of batches as Parquet files under ``base_dir`` (in ``_year=...`` folders when
+    the stream has a ``_year`` column, which is then kept out of the files, as Delta does).
 
-    def visit(file: Any) -> None:
-        relative = file.path[len(prefix):] if file.path.startswith(prefix) else file.path
-        written.append(DataFile(relative, int(file.size), int(file.metadata.num_rows), _partition_of(relative)))
+    Batches are consumed one at a time and each partition buffers at most one row group, so the
+    memory used is bounded by the partitions and the row group size, whatever the data size.
+    """
+    writer = _PartitionedWriter(fs, base_dir.rstrip("/"), reader.schema, rows_per_group, rows_per_file)
+    try:
+        for batch in reader:
+            writer.add(batch)
+    finally:
+        files = writer.close()
+    return files
 
-    partitioned = PARTITION in reader.schema.names
-    partitioning = ds.partitioning(pa.schema([reader.schema.field(PARTITION)]), flavor="hive") if partitioned else None
-    ds.write_dataset(
-        reader, base_dir, format="parquet", filesystem=fs, partitioning=partitioning,
-        basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore",
-        file_visitor=visit, min_rows_per_group=rows_per_group, max_rows_per_group=rows_per_group,
-        max_rows_per_file=max(rows_per_file, rows_per_group), create_dir=True,
-        file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
-    )
-    return [f for f in written if f.rows > 0]
+
+class _PartitionedWriter:
+    """One open Parquet file and one row-group buffer per partition value."""
+
+    def __init__(self, fs: pafs.FileSystem, base_dir: str, schema: pa.Schema, rows_per_group: int, rows_per_file: int) -> None:
+        self.fs, self.base_dir = fs, base_dir
+        self.partitioned = PARTITION in schema.names
+        self.schema = schema.remove(schema.get_field_index(PARTITION)) if self.partitioned else schema
+        self.rows_per_group, self.rows_per_file = rows_per_group, rows_per_file
+        self.prefix = f"part-{uuid.uuid4().hex}"
+        self.buffers: dict[int | None, list[pa.RecordBatch]] = {}
+        self.buffered: dict[int | None, int] = {}
+        self.open: dict[int | None, tuple[pq.ParquetWriter, str, int]] = {}
+        self.done: list[DataFile] = []
+        self.count = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not self.partitioned:
+            self._buffer(None, batch)
+            return
+        values = batch.column(PARTITION)
+        rows = batch.drop_columns([PARTITION])
+        for value in pc.unique(values).to_pylist():
+            mask = pc.is_null(values) if value is None else pc.equal(values, value)
+            self._buffer(value, rows.filter(mask))
+
+    def _buffer(self, partition: int | None, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.buffers.setdefault(partition, []).append(batch)
+        self.buffered[partition] = self.buffered.get(partition, 0) + batch.num_rows
+        if self.buffered[partition] >= self.rows_per_group:
+            self._flush(partition)
+
+    def _flush(self, partition: int | None) -> None:
+        batches = self.buffers.pop(partition, [])
+        self.buffered.pop(partition, None)
+        if not batches:
+            return
+        if partition not in self.open:
+            folder = "" if not self.partitioned else f"{PARTITION}={'__HIVE_DEFAULT_PARTITION__' if partition is None else partition}/"
+            relative = f"{folder}{self.prefix}-{self.count}.parquet"
+            self.count += 1
+            self.fs.create_dir(f"{self.base_dir}/{folder}".rstrip("/"), recursive=True)
+            parquet = pq.ParquetWriter(f"{self.base_dir}/{relative}", self.schema, filesystem=self.fs, compression="zstd")
+            self.open[partition] = (parquet, relative, 0)
+        parquet, relative, rows = self.open[partition]
+        table = pa.Table.from_batches(batches, schema=self.schema)
+        parquet.write_table(table, row_group_size=max(table.num_rows, 1))
+        rows += table.num_rows
+        self.open[partition] = (parquet, relative, rows)
+        if rows >= self.rows_per_file:
+            self._close(partition)
+
+    def _close(self, partition: int | None) -> None:
+        parquet, relative, rows = self.open.pop(partition)
+        parquet.close()
+        size = self.fs.get_file_info(f"{self.base_dir}/{relative}").size
+        self.done.append(DataFile(relative, int(size), rows, partition))
+
+    def close(self) -> list[DataFile]:
+        for partition in list(self.buffers):
+            self._flush(partition)
+        for partition in list(self.open):
+            self._close(partition)
+        return self.done
 
 
 def _partition_of(relative: str) -> int | None:
@@ -118,8 +180,8 @@ class DeltaFolder:
     def commit(
         self, table: DeltaTable | None, schema: pa.Schema | None, *, add: Sequence[DataFile], remove: Sequence[DataFile] = (),
         metadata: Mapping[str, str], overwrite: bool = False, description: str | None = None,
-    ) -> int:
-        """Commit ``add`` and ``remove`` as one version and return it.
+    ) -> DeltaTable:
+        """Commit ``add`` and ``remove`` as one version and return the table at that version.
 
         With no ``table`` (or ``overwrite``) the table is created (or replaced) with ``schema``;
         otherwise the files are added to and removed from the existing table, whose schema stays.
@@ -144,7 +206,7 @@ class DeltaFolder:
                     partition_by=partition_by, description=description, configuration=_CONFIGURATION,
                     commit_properties=properties, post_commithook_properties=_HOOKS,
                 )
-                return DeltaTable(self.uri).version()
+                return DeltaTable(self.uri)
             assert table is not None
             removes = [
                 RemoveAction(path=f.path, data_change=True, deletion_timestamp=now, size=f.size,
@@ -156,7 +218,7 @@ class DeltaFolder:
                 commit_properties=properties, post_commithook_properties=_HOOKS,
             )
             table.update_incremental()
-            return table.version()
+            return table
         except DeltaError as exc:
             raise LakeError(f"{self.uri}: the commit failed ({exc})") from exc
 

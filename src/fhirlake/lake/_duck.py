@@ -19,7 +19,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-__all__ = ["connect_worker", "delta_safe", "in_utc", "parquet", "quote", "render", "run"]
+__all__ = ["connect_worker", "delta_safe", "files_view", "in_utc", "parquet", "quote", "render", "run", "tree"]
 
 _MEMORY_LIMIT = "600MB"
 
@@ -38,10 +38,14 @@ def connect_worker(temp_dir: Path) -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": os.environ.get("FHIRLAKE_MEMORY_LIMIT", _MEMORY_LIMIT), "threads": threads,
         "temp_directory": str(temp_dir)}
-    return in_utc(duckdb.connect(":memory:", config=config))
+    con = in_utc(duckdb.connect(":memory:", config=config))
+    run(con, "SET enable_progress_bar = false")
+    return con
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | None = None) -> list[tuple[object, ...]]:
+def run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | Mapping[str, object] | None = None
+) -> list[tuple[object, ...]]:
     """Execute ``sql`` and fetch every row (DuckDB refuses new work while a result is unread)."""
     return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
 
@@ -57,9 +61,14 @@ def _parsed(template: str) -> exp.Expr:
     return sqlglot.parse_one(template, dialect="duckdb")
 
 
+def tree(template: str, **values: object) -> exp.Expr:
+    """``template`` with each ``:name`` replaced by ``values[name]``, as a sqlglot tree."""
+    return exp.replace_placeholders(_parsed(template), **values)
+
+
 def render(template: str, **values: object) -> str:
     """``template`` with each ``:name`` replaced by ``values[name]``, as DuckDB SQL."""
-    return exp.replace_placeholders(_parsed(template), **values).sql(dialect="duckdb")
+    return tree(template, **values).sql(dialect="duckdb", copy=False)
 
 
 def quote(name: str) -> str:
@@ -80,9 +89,17 @@ def parquet(files: Sequence[str], columns: Mapping[str, str], **options: bool) -
     return exp.Table(this=exp.Anonymous(this="read_parquet", expressions=arguments))
 
 
-def delta_safe(con: duckdb.DuckDBPyConnection, query: str) -> str:
-    """``query`` with the columns of types Delta cannot hold cast to ones it can."""
-    relation = con.sql(query)
+def files_view(con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str], columns: Mapping[str, str], **options: bool) -> None:
+    """A temp view ``name`` over the Parquet ``files`` (no rows, ``columns``, when there are none)."""
+    select = exp.select(exp.Star()).from_(parquet(files, columns, hive_partitioning=False, **options))
+    run(con, f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {select.sql(dialect='duckdb', copy=False)}")
+
+
+def delta_safe(
+    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, object] | None = None
+) -> duckdb.DuckDBPyRelation:
+    """``query`` as a relation whose columns of types Delta cannot hold are cast to ones it can."""
+    relation = con.sql(query, params=params)
     replaced = []
     for name, dtype in zip(relation.columns, relation.types, strict=True):
         text = str(dtype)
@@ -93,7 +110,7 @@ def delta_safe(con: duckdb.DuckDBPyConnection, query: str) -> str:
             target = exp.DataType.build(_DELTA_SAFE[text] + "[]" * depth, dialect="duckdb")
             replaced.append(exp.alias_(exp.Cast(this=exp.column(name, quoted=True), to=target), name, quoted=True))
     if not replaced:
-        return query
+        return relation
     star = exp.Star(**{"replace": replaced})
     inner = exp.Subquery(this=sqlglot.parse_one(query, dialect="duckdb"), alias=exp.TableAlias(this=exp.to_identifier("q")))
-    return exp.select(star).from_(inner).sql(dialect="duckdb")
+    return con.sql(exp.select(star).from_(inner).sql(dialect="duckdb", copy=False), params=params)

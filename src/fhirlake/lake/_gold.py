@@ -35,7 +35,7 @@ HIDDEN_COLUMNS = {
     PARTITION: "UTC year of the resource's last_updated (the partition).",
 }
 _CARRY = {"_resource_key": "resource_key", "_source": "source", PARTITION: PARTITION}
-ROWS_PER_GROUP = 65536
+ROWS_PER_GROUP = 16384
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,10 @@ class GoldView:
     def description(self) -> str:
         return self.view.description or self.view.title or f"Rows of the {self.name} view."
 
-    def query(self, source: exp.Expression) -> str:
-        """The view over ``source`` (silver-shaped rows with a ``_year`` column), hidden columns last."""
-        return view_query(self.compiled, source, carry=_CARRY).sql(dialect="duckdb")
+    @cached_property
+    def query_sql(self) -> str:
+        """The view over the ``changed_rows`` relation (silver-shaped rows with ``_year``), hidden columns last."""
+        return view_query(self.compiled, exp.to_table("changed_rows"), carry=_CARRY).sql(dialect="duckdb", copy=False)
 
     def with_comments(self, schema: pa.Schema) -> pa.Schema:
         """``schema`` with each column's description as its ``comment`` (Spark shows it too)."""

@@ -27,17 +27,16 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
-import sqlglot
 from deltalake import DeltaTable
-from sqlglot import exp
 
 from fhirlake.lake._catalog import catalog_tables, open_catalog, write_catalog
 from fhirlake.lake._delta import DataFile, DeltaFolder
-from fhirlake.lake._duck import connect_worker, delta_safe, parquet, render, run
+from fhirlake.lake._duck import connect_worker, delta_safe, files_view, run
 from fhirlake.lake._export import ExportFolder, read_export
 from fhirlake.lake._gold import (
     HIDDEN_COLUMNS,
@@ -57,6 +56,7 @@ from fhirlake.lake._silver import (
     plan_type,
     register_deleted,
     stage_type,
+    staged_view,
 )
 from fhirlake.lake._silver import (
     ROWS_PER_GROUP as SILVER_ROWS_PER_GROUP,
@@ -79,45 +79,58 @@ TOMBSTONE_SCHEMA = pa.schema([
     pa.field(name, pa.timestamp("us", tz="UTC") if duck == "TIMESTAMPTZ" else pa.string()) for name, duck in TOMBSTONE_COLUMNS.items()
 ])
 
+# Merge steps read temp views: staged_rows (a type's staged files), candidate_rows (the files
+# that may hold a removed key), rewrite_rows (the files to rewrite), and changed_rows (the rows
+# of the changed resources, silver-shaped with _year), which the gold views run over.
 _REMOVAL_GOLD = """
 CREATE OR REPLACE TEMP TABLE removal AS
-SELECT resource_key, old_year AS year FROM changes WHERE resource_type = :type AND existed
-UNION SELECT resource_key, new_year FROM changes WHERE resource_type = :type
-UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = :type
+SELECT resource_key, old_year AS year FROM changes WHERE resource_type = $type AND existed
+UNION SELECT resource_key, new_year FROM changes WHERE resource_type = $type
+UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = $type
 """
 _REMOVAL_SILVER = """
 CREATE OR REPLACE TEMP TABLE removal AS
-SELECT resource_key, old_year AS year FROM changes WHERE resource_type = :type AND existed
-UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = :type
+SELECT resource_key, old_year AS year FROM changes WHERE resource_type = $type AND existed
+UNION SELECT resource_key, old_year FROM deletes WHERE resource_type = $type
 """
 _HOLDERS_GOLD = """
-SELECT DISTINCT filename FROM :files AS g
-WHERE g._source = :source AND g._resource_key IN (SELECT resource_key FROM removal)
+SELECT DISTINCT filename FROM candidate_rows
+WHERE _source = $source AND _resource_key IN (SELECT resource_key FROM removal)
 """
 _HOLDERS_SILVER = """
-SELECT DISTINCT filename FROM :files AS s
-WHERE s.source = :source AND s.resource_key IN (SELECT resource_key FROM removal)
+SELECT DISTINCT filename FROM candidate_rows
+WHERE source = $source AND resource_key IN (SELECT resource_key FROM removal)
 """
 _KEEP_GOLD = """
 SELECT g.* EXCLUDE (filename), CAST(y.year AS INTEGER) AS _year
-FROM :files AS g JOIN file_years AS y ON y.file = g.filename
-WHERE NOT (g._source = :source AND g._resource_key IN (SELECT resource_key FROM removal))
+FROM rewrite_rows AS g JOIN file_years AS y ON y.file = g.filename
+WHERE NOT (g._source = $source AND g._resource_key IN (SELECT resource_key FROM removal))
 """
 _KEEP_SILVER = """
-SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM :files AS s
-WHERE NOT (s.source = :source AND s.resource_key IN (SELECT resource_key FROM removal))
+SELECT s.* EXCLUDE (filename), CAST(year(s.last_updated) AS INTEGER) AS _year FROM rewrite_rows AS s
+WHERE NOT (s.source = $source AND s.resource_key IN (SELECT resource_key FROM removal))
 """
 _CHANGED_ROWS = """
+CREATE OR REPLACE TEMP VIEW changed_rows AS
 SELECT s.* EXCLUDE (filename, file_row_number), c.new_year AS _year
-FROM :staged AS s JOIN changes AS c ON c.resource_type = :type AND c.file = s.filename AND c.line = s.file_row_number
+FROM staged_rows AS s
+JOIN staged_files AS f ON f.file = s.filename
+JOIN changes AS c ON c.file_index = f.file_index AND c.line = s.file_row_number
 """
-_ALL_ROWS = "SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM :files AS s"
+_ALL_STAGED_ROWS = """
+CREATE OR REPLACE TEMP VIEW changed_rows AS
+SELECT s.* EXCLUDE (filename, file_row_number), CAST(year(s.last_updated) AS INTEGER) AS _year FROM staged_rows AS s
+"""
+_ALL_SILVER_ROWS = """
+CREATE OR REPLACE TEMP VIEW changed_rows AS
+SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM silver_rows AS s
+"""
 _NEW_TOMBSTONES = """
-SELECT CAST(:source AS VARCHAR) AS source, d.resource_type, d.resource_key, CAST(:deleted_at AS TIMESTAMPTZ) AS deleted_at,
-       CAST(:export_id AS VARCHAR) AS export_id
+SELECT CAST($source AS VARCHAR) AS source, d.resource_type, d.resource_key, CAST($deleted_at AS TIMESTAMPTZ) AS deleted_at,
+       CAST($export_id AS VARCHAR) AS export_id
 FROM deleted_now AS d
-WHERE NOT EXISTS (SELECT 1 FROM :tombstones AS t WHERE t.source = :source AND t.resource_type = d.resource_type
-                  AND t.resource_key = d.resource_key AND t.deleted_at >= CAST(:deleted_at AS TIMESTAMPTZ))
+WHERE NOT EXISTS (SELECT 1 FROM tombstone_rows AS t WHERE t.source = $source AND t.resource_type = d.resource_type
+                  AND t.resource_key = d.resource_key AND t.deleted_at >= CAST($deleted_at AS TIMESTAMPTZ))
 """
 
 
@@ -227,7 +240,7 @@ class LakeWriter:
             types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
             summary = {"types": {t: vars(c) for t, c in types.items()},
                        "gold": {n: vars(c) for n, c in gold.items()}}
-            snapshot = self._record(views, kind="ingest", source=source, export=export, summary=summary)
+            snapshot = self._record(views, merge.tables, kind="ingest", source=source, export=export, summary=summary)
         return IngestReport(source, export.export_id, snapshot.id, False, types, gold, time.perf_counter() - started)
 
     # ------------------------------------------------------------------------------------ build
@@ -247,19 +260,20 @@ class LakeWriter:
                 chosen = [v for v in views if not only or v.name in only]
                 rebuilt = merge.refresh_gold(chosen, force=force)
             if rebuilt or self.log.latest() is None or open_catalog(self.storage) is None:
-                snapshot: Snapshot | None = self._record(views, kind="build", summary={"rebuilt": sorted(rebuilt)})
+                snapshot: Snapshot | None = self._record(views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt)})
             else:
                 snapshot = self.log.latest()
         return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started)
 
     # ------------------------------------------------------------------------------ bookkeeping
 
-    def current_tables(self, views: Sequence[GoldView]) -> dict[str, DeltaTable]:
-        """Every table of the lake at its current version: silver, the views' gold, tombstones."""
+    def current_tables(self, views: Sequence[GoldView], opened: Mapping[str, DeltaTable | None] | None = None) -> dict[str, DeltaTable]:
+        """Every table of the lake at its current version: silver, the views' gold, tombstones
+        (``opened`` holds tables a run has open at their current version already)."""
         names = [f"silver/{t}" for t in self._folders("silver")] + [v.table for v in views] + [TOMBSTONES]
         tables = {}
         for name in names:
-            table = DeltaFolder(self.storage, name).open()
+            table = opened[name] if opened and name in opened else DeltaFolder(self.storage, name).open()
             if table is not None:
                 tables[name] = table
         return tables
@@ -269,10 +283,10 @@ class LakeWriter:
         return sorted(info.base_name for info in self.storage.fs.get_file_info(selector) if info.type == pafs.FileType.Directory)
 
     def _record(
-        self, views: Sequence[GoldView], *, kind: str, source: str | None = None, export: ExportFolder | None = None,
-        summary: Mapping[str, object],
+        self, views: Sequence[GoldView], opened: Mapping[str, DeltaTable | None], *, kind: str, source: str | None = None,
+        export: ExportFolder | None = None, summary: Mapping[str, object],
     ) -> Snapshot:
-        tables = self.current_tables(views)
+        tables = self.current_tables(views, opened)
         snapshot = self.log.append(
             kind=kind, tables={name: table.version() for name, table in tables.items()},
             views={v.name: v.sha for v in views}, source=source, export_id=export.export_id if export else None,
@@ -305,7 +319,7 @@ class LakeWriter:
 
 
 class _Merge:
-    """One run's merge steps, sharing its DuckDB connection and scratch folder."""
+    """One run's merge steps, sharing its DuckDB connection, scratch folder and open tables."""
 
     def __init__(self, writer: LakeWriter, con: duckdb.DuckDBPyConnection, work: Path,
                  export: ExportFolder | None, source: str | None) -> None:
@@ -320,6 +334,20 @@ class _Merge:
         if export is not None:
             self.metadata |= {_EXPORT_KEY: export.export_id, _SOURCE_KEY: self.source}
         self.plans: dict[str, Plan] = {}
+        self.tables: dict[str, DeltaTable | None] = {}
+
+    def table(self, name: str) -> DeltaTable | None:
+        """The current version of a table (opened once per run, followed through its commits)."""
+        if name not in self.tables:
+            self.tables[name] = DeltaFolder(self.storage, name).open()
+        return self.tables[name]
+
+    def _commit(self, folder: DeltaFolder, schema: pa.Schema | None, **arguments: Any) -> None:
+        self.tables[folder.name] = folder.commit(self.table(folder.name), schema, **arguments)
+
+    def _uris(self, name: str) -> list[str]:
+        folder = DeltaFolder(self.storage, name)
+        return [folder.file_uri(f) for f in folder.files(self.table(name))]
 
     # -- planning
 
@@ -341,10 +369,6 @@ class _Merge:
             )
         return self.plans
 
-    def _uris(self, name: str) -> list[str]:
-        folder = DeltaFolder(self.storage, name)
-        return [folder.file_uri(f) for f in folder.files(folder.open())]
-
     # -- gold
 
     def refresh_gold(self, views: Sequence[GoldView], *, force: bool = False) -> dict[str, ViewCounts]:
@@ -352,9 +376,9 @@ class _Merge:
         or left by an unfinished run of another export."""
         rebuilt = {}
         for view in views:
-            table = DeltaFolder(self.storage, view.table).open()
+            table = self.table(view.table)
             if force or not view.built_by_this_view(table) or self._unfinished_elsewhere(table):
-                rebuilt[view.name] = self.rebuild_gold(view, table)
+                rebuilt[view.name] = self.rebuild_gold(view)
         return rebuilt
 
     def _unfinished_elsewhere(self, table: DeltaTable | None) -> bool:
@@ -366,72 +390,71 @@ class _Merge:
             self.export.export_id, self.source)
         return unfinished and not same_export
 
-    def rebuild_gold(self, view: GoldView, table: DeltaTable | None) -> ViewCounts:
+    def rebuild_gold(self, view: GoldView) -> ViewCounts:
         """The whole gold table from silver, in one version."""
         folder = DeltaFolder(self.storage, view.table)
-        rows = parquet(self._uris(f"silver/{view.resource}"), STORED_COLUMNS, hive_partitioning=False)
-        source = _subquery(render(_ALL_ROWS, files=rows))
-        reader = self.con.sql(delta_safe(self.con, view.query(source))).to_arrow_reader(ROWS_PER_GROUP)
+        before = folder.files(self.table(view.table))
+        files_view(self.con, "silver_rows", self._uris(f"silver/{view.resource}"), STORED_COLUMNS)
+        run(self.con, _ALL_SILVER_ROWS)
+        reader = delta_safe(self.con, view.query_sql).to_arrow_reader(ROWS_PER_GROUP)
         schema = view.with_comments(reader.schema)
         added = folder.write(reader, rows_per_group=ROWS_PER_GROUP)
         metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild"}
-        folder.commit(table, schema, add=added, metadata=metadata, overwrite=True, description=view.description)
-        return ViewCounts(rows_removed=sum(f.rows for f in folder.files(table)), rows_added=sum(f.rows for f in added), rebuilt=True)
+        self._commit(folder, schema, add=added, metadata=metadata, overwrite=True, description=view.description)
+        return ViewCounts(rows_removed=sum(f.rows for f in before), rows_added=sum(f.rows for f in added), rebuilt=True)
 
     def merge_gold(self, view: GoldView, plan: Plan, earlier: ViewCounts | None) -> ViewCounts:
         """Replace the rows of the changed and deleted resources of ``plan`` in one version."""
         folder = DeltaFolder(self.storage, view.table)
-        table = folder.open()
-        run(self.con, render(_REMOVAL_GOLD, type=plan.resource_type))
-        rewrite = self._holders(folder, table, _HOLDERS_GOLD)
+        run(self.con, _REMOVAL_GOLD, {"type": plan.resource_type})
+        rewrite = self._holders(folder, _HOLDERS_GOLD)
         kept: list[DataFile] = []
         if rewrite:
             years = pa.table({"file": [folder.file_uri(f) for f in rewrite], "year": [f.partition for f in rewrite]})
             self.con.register("file_years", years)
-            files = parquet([folder.file_uri(f) for f in rewrite], {}, filename=True, hive_partitioning=False)
-            kept = self._write(folder, render(_KEEP_GOLD, files=files, source=self.source), ROWS_PER_GROUP)
+            files_view(self.con, "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
+            kept = self._write(folder, _KEEP_GOLD, ROWS_PER_GROUP, {"source": self.source})
             self.con.unregister("file_years")
-        added = self._write(folder, view.query(_subquery(self._changed_rows(plan))), ROWS_PER_GROUP) if plan.changed else []
-        if not rewrite and not added:
-            return earlier or ViewCounts()
-        metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "merge"}
-        folder.commit(table, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
-        removed = sum(f.rows for f in rewrite) - sum(f.rows for f in kept)
+        added: list[DataFile] = []
+        if plan.changed:
+            self._changed_rows(plan)
+            added = self._write(folder, view.query_sql, ROWS_PER_GROUP)
         base = earlier or ViewCounts()
+        if not rewrite and not added:
+            return base
+        metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "merge"}
+        self._commit(folder, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
+        removed = sum(f.rows for f in rewrite) - sum(f.rows for f in kept)
         return ViewCounts(base.rows_removed + removed, base.rows_added + sum(f.rows for f in added), len(rewrite), base.rebuilt)
 
-    def _changed_rows(self, plan: Plan) -> str:
-        """The staged rows of the plan's changed resources, silver-shaped with ``_year``."""
-        staged = plan.staged
-        if plan.all_staged_rows_changed:
-            return render(_ALL_ROWS, files=parquet(staged.paths, STORED_COLUMNS, hive_partitioning=False))
-        files = parquet(staged.paths, {**STORED_COLUMNS, "filename": "VARCHAR", "file_row_number": "BIGINT"},
-                        filename=True, file_row_number=True, hive_partitioning=False)
-        return render(_CHANGED_ROWS, staged=files, type=plan.resource_type)
+    def _changed_rows(self, plan: Plan) -> None:
+        """The ``changed_rows`` temp view: the staged rows of the plan's changed resources."""
+        staged_view(self.con, plan.staged)
+        run(self.con, _ALL_STAGED_ROWS if plan.all_staged_rows_changed else _CHANGED_ROWS)
 
     # -- silver
 
     def merge_silver(self, plan: Plan) -> None:
         """Remove the updated and deleted resources' old rows and add the new versions, in one version."""
         folder = DeltaFolder(self.storage, f"silver/{plan.resource_type}")
-        table = folder.open()
-        run(self.con, render(_REMOVAL_SILVER, type=plan.resource_type))
-        rewrite = self._holders(folder, table, _HOLDERS_SILVER)
+        run(self.con, _REMOVAL_SILVER, {"type": plan.resource_type})
+        rewrite = self._holders(folder, _HOLDERS_SILVER)
         kept: list[DataFile] = []
         if rewrite:
-            files = parquet([folder.file_uri(f) for f in rewrite], {}, hive_partitioning=False)
-            kept = self._write(folder, render(_KEEP_SILVER, files=files, source=self.source), SILVER_ROWS_PER_GROUP)
+            files_view(self.con, "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
+            kept = self._write(folder, _KEEP_SILVER, SILVER_ROWS_PER_GROUP, {"source": self.source})
         added = self._new_silver_files(folder, plan) if plan.changed else []
         if rewrite or added:
-            folder.commit(table, SILVER_SCHEMA, add=[*kept, *added], remove=rewrite,
-                          metadata={**self.metadata, "fhirlake.operation": "merge"})
+            self._commit(folder, SILVER_SCHEMA, add=[*kept, *added], remove=rewrite,
+                         metadata={**self.metadata, "fhirlake.operation": "merge"})
 
     def _new_silver_files(self, folder: DeltaFolder, plan: Plan) -> list[DataFile]:
         if plan.all_staged_rows_changed:  # the staged files are exactly the new rows: move them in
             for file in plan.staged.files:
                 self.storage.put(plan.staged.folder / file.path, *folder.name.split("/"), *file.path.split("/"))
             return list(plan.staged.files)
-        return self._write(folder, self._changed_rows(plan), SILVER_ROWS_PER_GROUP)
+        self._changed_rows(plan)
+        return self._write(folder, "SELECT * FROM changed_rows", SILVER_ROWS_PER_GROUP)
 
     def add_tombstones(self) -> None:
         """Record the export's deletions, so an older export replayed cannot bring them back."""
@@ -439,31 +462,25 @@ class _Merge:
         if not self.export.deleted:
             return
         folder = DeltaFolder(self.storage, TOMBSTONES)
-        table = folder.open()
+        files_view(self.con, "tombstone_rows", self._uris(TOMBSTONES), TOMBSTONE_COLUMNS)
         deleted_at = (self.export.transaction_time or datetime.now(UTC)).isoformat()
-        existing = parquet([folder.file_uri(f) for f in folder.files(table)], TOMBSTONE_COLUMNS, hive_partitioning=False)
-        query = render(_NEW_TOMBSTONES, source=self.source, deleted_at=deleted_at, export_id=self.export.export_id,
-                       tombstones=existing)
-        added = self._write(folder, query, 65536)
+        parameters = {"source": self.source, "deleted_at": deleted_at, "export_id": self.export.export_id}
+        added = self._write(folder, _NEW_TOMBSTONES, 65536, parameters)
         if added:
-            folder.commit(table, TOMBSTONE_SCHEMA, add=added, metadata={**self.metadata, "fhirlake.operation": "delete"})
+            self._commit(folder, TOMBSTONE_SCHEMA, add=added, metadata={**self.metadata, "fhirlake.operation": "delete"})
 
     # -- shared
 
-    def _holders(self, folder: DeltaFolder, table: DeltaTable | None, template: str) -> list[DataFile]:
+    def _holders(self, folder: DeltaFolder, template: str) -> list[DataFile]:
         """The files of the removal keys' partitions that hold at least one of those keys."""
         years = {int(str(r[0])) for r in run(self.con, "SELECT DISTINCT year FROM removal WHERE year IS NOT NULL")}
-        candidates = {folder.file_uri(f): f for f in folder.files(table) if f.partition in years}
+        candidates = {folder.file_uri(f): f for f in folder.files(self.table(folder.name)) if f.partition in years}
         if not candidates:
             return []
-        files = parquet(list(candidates), {}, filename=True, hive_partitioning=False)
-        found = {str(r[0]) for r in run(self.con, render(template, files=files, source=self.source))}
+        files_view(self.con, "candidate_rows", list(candidates), {}, filename=True)
+        found = {str(r[0]) for r in run(self.con, template, {"source": self.source})}
         return [f for uri, f in candidates.items() if uri in found]
 
-    def _write(self, folder: DeltaFolder, query: str, rows_per_group: int) -> list[DataFile]:
-        reader = self.con.sql(delta_safe(self.con, query)).to_arrow_reader(rows_per_group)
+    def _write(self, folder: DeltaFolder, query: str, rows_per_group: int, params: Mapping[str, object] | None = None) -> list[DataFile]:
+        reader = delta_safe(self.con, query, params).to_arrow_reader(rows_per_group)
         return folder.write(reader, rows_per_group=rows_per_group)
-
-
-def _subquery(sql: str) -> exp.Subquery:
-    return exp.Subquery(this=sqlglot.parse_one(sql, dialect="duckdb"))

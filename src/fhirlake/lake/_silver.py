@@ -22,13 +22,13 @@ import pyarrow.fs as pafs
 
 from fhirlake.errors import InputDataError
 from fhirlake.lake._delta import PARTITION, DataFile, write_files
-from fhirlake.lake._duck import parquet, render, run
+from fhirlake.lake._duck import files_view, run
 from fhirlake.lake.errors import LakeError
 from fhirlake.sof.inputs import line_problem, scan_lines
 
 __all__ = [
     "PLAN_TABLES", "SILVER_COLUMNS", "SILVER_DESCRIPTIONS", "STORED_COLUMNS", "TOMBSTONE_COLUMNS", "Plan", "Staged",
-    "plan_type", "register_deleted", "stage_type",
+    "plan_type", "register_deleted", "stage_type", "staged_view",
 ]
 
 #: Silver columns and their DuckDB types; ``_year`` is the partition column.
@@ -58,70 +58,78 @@ _WRONG_LINE = "fhirlake: a line that is not a resource of the file's type with a
 _STAGE = """
 SELECT
   x[2] AS resource_key,
-  CASE WHEN :type = 'Patient' THEN x[2] ELSE COALESCE(
-    NULLIF(regexp_extract(x[4], :pattern, 2), ''), NULLIF(regexp_extract(x[5], :pattern, 2), ''),
-    NULLIF(regexp_extract(x[6], :pattern, 2), '')) END AS patient_key,
-  CAST(:source AS VARCHAR) AS source,
-  COALESCE(TRY_CAST(x[3] AS TIMESTAMPTZ), CAST(:fallback AS TIMESTAMPTZ)) AS last_updated,
-  CAST(:export_id AS VARCHAR) AS export_id,
+  CASE WHEN $type = 'Patient' THEN x[2] ELSE COALESCE(
+    NULLIF(regexp_extract(x[4], $pattern, 2), ''), NULLIF(regexp_extract(x[5], $pattern, 2), ''),
+    NULLIF(regexp_extract(x[6], $pattern, 2), '')) END AS patient_key,
+  CAST($source AS VARCHAR) AS source,
+  COALESCE(TRY_CAST(x[3] AS TIMESTAMPTZ), CAST($fallback AS TIMESTAMPTZ)) AS last_updated,
+  CAST($export_id AS VARCHAR) AS export_id,
   CAST(json AS VARCHAR) AS resource,
-  CAST(year(COALESCE(TRY_CAST(x[3] AS TIMESTAMPTZ), CAST(:fallback AS TIMESTAMPTZ))) AS INTEGER) AS _year
+  CAST(year(COALESCE(TRY_CAST(x[3] AS TIMESTAMPTZ), CAST($fallback AS TIMESTAMPTZ))) AS INTEGER) AS _year
 FROM (
   SELECT json, json_extract_string(json, ['$.resourceType', '$.id', '$.meta.lastUpdated', '$.subject.reference',
                                           '$.patient.reference', '$.beneficiary.reference']) AS x
-  FROM read_ndjson_objects(:files, maximum_object_size := :size)
+  FROM read_ndjson_objects($files, maximum_object_size := $size)
 ) AS lines
-WHERE CASE WHEN x[1] IS DISTINCT FROM :type OR x[2] IS NULL THEN error(:message) ELSE TRUE END
+WHERE CASE WHEN x[1] IS DISTINCT FROM $type OR x[2] IS NULL THEN error($message) ELSE TRUE END
+"""
+
+# The plan of one type reads three temp views: staged_rows (with filename and file_row_number),
+# silver_rows and tombstone_rows.
+_STAGED_FILES = "INSERT INTO staged_files SELECT unnest($files), unnest(range($first, $first + len($files)))"
+
+_PRESENT = """
+CREATE OR REPLACE TEMP TABLE present AS
+SELECT resource_key, last_updated FROM silver_rows
+WHERE source = $source AND resource_key IN (
+  SELECT resource_key FROM staged_rows UNION ALL SELECT resource_key FROM deleted_now WHERE resource_type = $type)
 """
 
 _CHANGES = """
 INSERT INTO changes
 WITH incoming AS (
-  SELECT resource_key, last_updated, CAST(year(last_updated) AS INTEGER) AS new_year, filename AS file,
-         file_row_number AS line
-  FROM :staged
+  SELECT s.resource_key, s.last_updated, f.file_index, s.file_row_number AS line
+  FROM staged_rows AS s JOIN staged_files AS f ON f.file = s.filename
 ), winners AS (
   SELECT resource_key,
-         arg_max(struct_pack(last_updated := last_updated, new_year := new_year, file := file, line := line),
-                 struct_pack(t := last_updated, f := file, l := line)) AS pick
+         arg_max(struct_pack(last_updated := last_updated, file_index := file_index, line := line),
+                 struct_pack(t := last_updated, f := file_index, l := line)) AS pick
   FROM incoming GROUP BY resource_key
-), present AS (
-  SELECT resource_key, last_updated, CAST(year(last_updated) AS INTEGER) AS old_year FROM :silver
-  WHERE source = :source
 ), gone AS (
-  SELECT resource_key, max(deleted_at) AS deleted_at FROM :tombstones
-  WHERE source = :source AND resource_type = :type GROUP BY resource_key
+  SELECT resource_key, max(deleted_at) AS deleted_at FROM tombstone_rows
+  WHERE source = $source AND resource_type = $type GROUP BY resource_key
 )
-SELECT CAST(:type AS VARCHAR), w.resource_key, w.pick.last_updated, w.pick.new_year, w.pick.file, w.pick.line, p.old_year,
-       p.resource_key IS NOT NULL
+SELECT CAST($type AS VARCHAR), w.resource_key, w.pick.last_updated, CAST(year(w.pick.last_updated) AS INTEGER),
+       w.pick.file_index, w.pick.line, CAST(year(p.last_updated) AS INTEGER), p.resource_key IS NOT NULL
 FROM winners AS w
 LEFT JOIN present AS p ON p.resource_key = w.resource_key
 LEFT JOIN gone AS g ON g.resource_key = w.resource_key
 WHERE (p.last_updated IS NULL OR w.pick.last_updated > p.last_updated)
   AND (g.deleted_at IS NULL OR w.pick.last_updated > g.deleted_at)
-  AND w.resource_key NOT IN (SELECT resource_key FROM deleted_now WHERE resource_type = :type)
+  AND w.resource_key NOT IN (SELECT resource_key FROM deleted_now WHERE resource_type = $type)
 """
 
 _DELETES = """
 INSERT INTO deletes
-SELECT CAST(:type AS VARCHAR), s.resource_key, CAST(year(s.last_updated) AS INTEGER)
-FROM :silver AS s
-WHERE s.source = :source
-  AND s.resource_key IN (SELECT resource_key FROM deleted_now WHERE resource_type = :type)
-  AND (CAST(:before AS TIMESTAMPTZ) IS NULL OR s.last_updated <= CAST(:before AS TIMESTAMPTZ))
+SELECT CAST($type AS VARCHAR), p.resource_key, CAST(year(p.last_updated) AS INTEGER)
+FROM present AS p
+WHERE p.resource_key IN (SELECT resource_key FROM deleted_now WHERE resource_type = $type)
+  AND (CAST($before AS TIMESTAMPTZ) IS NULL OR p.last_updated <= CAST($before AS TIMESTAMPTZ))
 """
 
 _COUNTS = """
 SELECT count(*) FILTER (WHERE NOT existed), count(*) FILTER (WHERE existed),
-       (SELECT count(DISTINCT resource_key) FROM :staged), (SELECT count(*) FROM deletes WHERE resource_type = :type)
-FROM changes WHERE resource_type = :type
+       (SELECT count(DISTINCT resource_key) FROM staged_rows), (SELECT count(*) FROM deletes WHERE resource_type = $type)
+FROM changes WHERE resource_type = $type
 """
 
 PLAN_TABLES = """
 CREATE OR REPLACE TEMP TABLE changes (resource_type VARCHAR, resource_key VARCHAR, last_updated TIMESTAMPTZ,
-  new_year INTEGER, file VARCHAR, line BIGINT, old_year INTEGER, existed BOOLEAN);
+  new_year INTEGER, file_index INTEGER, line BIGINT, old_year INTEGER, existed BOOLEAN);
+CREATE OR REPLACE TEMP TABLE staged_files (file VARCHAR, file_index INTEGER);
 CREATE OR REPLACE TEMP TABLE deletes (resource_type VARCHAR, resource_key VARCHAR, old_year INTEGER);
 """
+STAGED_COLUMNS = {**{k: v for k, v in SILVER_COLUMNS.items() if k != PARTITION}, "filename": "VARCHAR", "file_row_number": "BIGINT"}
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,7 @@ def stage_type(
               "fallback": fallback.isoformat(), "files": [str(f) for f in files], "message": _WRONG_LINE}
     for size in (16 * 1024 * 1024, _LARGE_OBJECT_SIZE):
         try:
-            reader = con.sql(render(_STAGE, size=size, **values)).to_arrow_reader(ROWS_PER_GROUP)
+            reader = con.sql(_STAGE, params={**values, "size": size}).to_arrow_reader(ROWS_PER_GROUP)
             written = write_files(reader, pafs.LocalFileSystem(), str(folder), rows_per_group=ROWS_PER_GROUP)
             return Staged(folder, tuple(written))
         except duckdb.Error as exc:
@@ -186,19 +194,27 @@ def stage_type(
     raise AssertionError("unreachable")
 
 
+def staged_view(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """The ``staged_rows`` temp view over a type's staged files."""
+    files_view(con, "staged_rows", staged.paths, STAGED_COLUMNS, filename=True, file_row_number=True)
+
+
 def plan_type(
     con: duckdb.DuckDBPyConnection, staged: Staged, resource_type: str, *, source: str, silver: Sequence[str],
     tombstones: Sequence[str], before: datetime | None,
 ) -> Plan:
     """Add the type's rows to the ``changes`` and ``deletes`` temp tables; count them."""
-    staged_source = parquet(staged.paths, {**STORED_COLUMNS, "filename": "VARCHAR", "file_row_number": "BIGINT"},
-                            filename=True, file_row_number=True, hive_partitioning=False)
-    silver_source = parquet(silver, STORED_COLUMNS, hive_partitioning=False)
-    tombstone_source = parquet(tombstones, TOMBSTONE_COLUMNS, hive_partitioning=False)
-    common = {"type": resource_type, "source": source, "silver": silver_source}
-    run(con, render(_CHANGES, staged=staged_source, tombstones=tombstone_source, **common))
-    run(con, render(_DELETES, before=before.isoformat() if before else None, **common))
-    counted = run(con, render(_COUNTS, type=resource_type, staged=staged_source))[0]
+    staged_view(con, staged)
+    files_view(con, "silver_rows", silver, STORED_COLUMNS)
+    files_view(con, "tombstone_rows", tombstones, TOMBSTONE_COLUMNS)
+    first = int(str(run(con, "SELECT count(*) FROM staged_files")[0][0]))
+    if staged.paths:
+        run(con, _STAGED_FILES, {"files": staged.paths, "first": first})
+    common = {"type": resource_type, "source": source}
+    run(con, _PRESENT, common)
+    run(con, _CHANGES, common)
+    run(con, _DELETES, {"type": resource_type, "before": before.isoformat() if before else None})
+    counted = run(con, _COUNTS, {"type": resource_type})[0]
     inserted, updated, keys, deleted = (int(str(v)) for v in counted)
     return Plan(resource_type, inserted, updated, keys - inserted - updated, deleted, staged)
 
