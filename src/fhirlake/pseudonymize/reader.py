@@ -18,7 +18,15 @@ import orjson
 
 from fhirlake.pseudonymize.errors import PseudonymizeError
 
-__all__ = ["Location", "Source", "discover", "read_records"]
+__all__ = [
+    "Location",
+    "Source",
+    "discover",
+    "is_fhir_json",
+    "open_input",
+    "read_patients",
+    "read_records",
+]
 
 _NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
 
@@ -38,13 +46,6 @@ class Location:
         if self.entry is not None:
             found["pointer"] = f"/entry/{self.entry}/resource"
         return found
-
-    def __str__(self) -> str:
-        if self.line is not None:
-            return f"{self.file}:{self.line}"
-        if self.entry is not None:
-            return f"{self.file}: /entry/{self.entry}/resource"
-        return self.file
 
 
 @dataclass(slots=True)
