@@ -95,3 +95,16 @@ def test_a_resource_without_lastupdated_takes_the_transaction_time(views: Path, 
     lake = _lake(tmp_path / "lake", views, folder)
     stamp = lake.sql("SELECT CAST(last_updated AS VARCHAR) AS t FROM silver.Patient")["t"][0]
     assert stamp.startswith("2024-02-03 04:05:06")
+
+
+def test_sources_are_merged_separately(exports: Exports, views: Path, tmp_path: Path) -> None:
+    lake = _lake(tmp_path / "lake", views, exports.full)
+    lake.ingest(exports.full, source="hospital-b", export_id="full-b")
+    assert lake.sql("SELECT count(*) AS n FROM gold.patient")["n"][0] == 12
+    only_deleted = tmp_path / "deletions"
+    only_deleted.mkdir()
+    report = lake.ingest(only_deleted, source="hospital-b", deleted=["Patient/p0", "Observation/o000"])
+    assert report.types["Patient"].deleted == 1 and report.gold["observation"].rows_removed == 1
+    rows = lake.sql("SELECT _source, count(*) AS n FROM gold.patient WHERE patient_id = 'p0' GROUP BY ALL")
+    assert rows.rows() == [("hospital-a", 1)]
+    assert lake.sql("SELECT count(*) AS n FROM gold.observation WHERE observation_id = 'o000'")["n"][0] == 1
