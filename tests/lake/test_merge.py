@@ -108,3 +108,15 @@ def test_sources_are_merged_separately(exports: Exports, views: Path, tmp_path: 
     rows = lake.sql("SELECT _source, count(*) AS n FROM gold.patient WHERE patient_id = 'p0' GROUP BY ALL")
     assert rows.rows() == [("hospital-a", 1)]
     assert lake.sql("SELECT count(*) AS n FROM gold.observation WHERE observation_id = 'o000'")["n"][0] == 1
+
+
+def test_an_open_reader_keeps_its_snapshot_and_a_new_one_sees_the_ingest(exports: Exports, views: Path, tmp_path: Path) -> None:
+    writer = _lake(tmp_path / "lake", views, exports.full)
+    reader = fhirlake.connect(tmp_path / "lake")
+    writer.ingest(exports.incremental, source="hospital-a")
+    assert writer.snapshot is not None and writer.snapshot.id == 2
+    assert reader.snapshot is not None and reader.snapshot.id == 1
+    assert "p4" in set(reader.sql("SELECT patient_id FROM gold.patient")["patient_id"])
+    fresh = fhirlake.connect(tmp_path / "lake")
+    assert fresh.snapshot is not None and fresh.snapshot.id == 2
+    assert "p4" not in set(fresh.sql("SELECT patient_id FROM gold.patient")["patient_id"])

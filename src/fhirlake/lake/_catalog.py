@@ -247,4 +247,9 @@ def open_catalog(storage: Storage) -> duckdb.DuckDBPyConnection | None:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         path = Path(name)
-    return in_utc(duckdb.connect(str(path), read_only=True))
+    # Attached to a fresh in-memory database rather than opened with connect(path): DuckDB caches
+    # the databases it opens by path, and would hand back the catalog a rename has replaced.
+    con = in_utc(duckdb.connect(":memory:"))
+    run(con, f"ATTACH {_literal(str(path))} AS lake (READ_ONLY)")
+    run(con, "USE lake")
+    return con
