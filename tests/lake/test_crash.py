@@ -74,7 +74,7 @@ def test_another_export_after_a_crash_repairs_gold_first(exports: Exports, views
     _ingest_killed_at("gold:observation", root, exports.incremental, views)
     lake = connect(root, read_only=False, views=views)
     report = lake.ingest(other, source="hospital-a")
-    assert report.gold["observation"].rebuilt and report.gold["encounter"].rebuilt
+    assert report.gold["observation"].rebuilt  # committed by the run that was killed
     expected = connect(tmp_path / "expected", read_only=False, views=views)
     expected.ingest(exports.full, source="hospital-a")
     expected.ingest(other, source="hospital-a")

@@ -19,15 +19,18 @@ one being ingested, is rebuilt from silver first.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -53,6 +56,7 @@ from fhirlake.lake._silver import (
     STORED_COLUMNS,
     TOMBSTONE_COLUMNS,
     Plan,
+    Staged,
     plan_type,
     register_deleted,
     stage_type,
@@ -132,6 +136,15 @@ FROM deleted_now AS d
 WHERE NOT EXISTS (SELECT 1 FROM tombstone_rows AS t WHERE t.source = $source AND t.resource_type = d.resource_type
                   AND t.resource_key = d.resource_key AND t.deleted_at >= CAST($deleted_at AS TIMESTAMPTZ))
 """
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _workers() -> int:
+    """Threads for the per-table steps: ``$FHIRLAKE_WORKERS``, default 3 (the steps wait on I/O too)."""
+    return max(1, int(os.environ.get("FHIRLAKE_WORKERS", "3") or 3))
 
 
 def _checkpoint(step: str) -> None:
@@ -223,20 +236,29 @@ class LakeWriter:
             views = load_gold_views(self.views_folder)
             with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
                 merge = _Merge(self, con, work, export, source)
-                gold = merge.refresh_gold(views)
-                plans = merge.plan()
-                _checkpoint("planned")
-                for view in views:
-                    plan = plans.get(view.resource)
-                    if plan is not None and plan.touches:
-                        gold[view.name] = merge.merge_gold(view, plan, gold.get(view.name))
+                try:
+                    gold = merge.refresh_gold(views)
+                    plans = merge.plan()
+                    _checkpoint("planned")
+                    # Every gold table first, then silver: until silver moves, a replay plans the same changes.
+                    touched = [v for v in views if v.resource in plans and plans[v.resource].touches]
+
+                    def merge_view(view: GoldView) -> tuple[str, ViewCounts]:
+                        counts = merge.merge_gold(view, plans[view.resource], gold.get(view.name))
                         _checkpoint(f"gold:{view.name}")
-                for resource_type, plan in plans.items():
-                    if plan.touches:
+                        return view.name, counts
+
+                    gold |= dict(merge.parallel(merge_view, touched))
+
+                    def merge_type(plan: Plan) -> None:
                         merge.merge_silver(plan)
-                        _checkpoint(f"silver:{resource_type}")
-                merge.add_tombstones()
-                _checkpoint("tombstones")
+                        _checkpoint(f"silver:{plan.resource_type}")
+
+                    merge.parallel(merge_type, [p for p in plans.values() if p.touches])
+                    merge.add_tombstones()
+                    _checkpoint("tombstones")
+                finally:
+                    merge.close()
             types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
             summary = {"types": {t: vars(c) for t, c in types.items()},
                        "gold": {n: vars(c) for n, c in gold.items()}}
@@ -258,7 +280,10 @@ class LakeWriter:
             with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
                 merge = _Merge(self, con, work, None, None)
                 chosen = [v for v in views if not only or v.name in only]
-                rebuilt = merge.refresh_gold(chosen, force=force)
+                try:
+                    rebuilt = merge.refresh_gold(chosen, force=force)
+                finally:
+                    merge.close()
             if rebuilt or self.log.latest() is None or open_catalog(self.storage) is None:
                 snapshot: Snapshot | None = self._record(views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt)})
             else:
@@ -335,6 +360,8 @@ class _Merge:
             self.metadata |= {_EXPORT_KEY: export.export_id, _SOURCE_KEY: self.source}
         self.plans: dict[str, Plan] = {}
         self.tables: dict[str, DeltaTable | None] = {}
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
 
     def table(self, name: str) -> DeltaTable | None:
         """The current version of a table (opened once per run, followed through its commits)."""
@@ -351,22 +378,54 @@ class _Merge:
 
     # -- planning
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection to the run's database (temp views are per connection)."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.con.cursor()
+            run(cursor, "SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+            self._local.cursor = cursor
+            self._cursors.append(cursor)
+        return cursor
+
+    def parallel(self, step: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``step`` over ``items`` on a few threads (DuckDB and Parquet writing release the GIL)."""
+        if len(items) <= 1:
+            return [step(item) for item in items]
+        with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="fhirlake-lake") as pool:
+            return list(pool.map(step, items))
+
+    def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+
     def plan(self) -> dict[str, Plan]:
         """Stage every type of the export and compute its changes."""
-        assert self.export is not None
+        export = self.export
+        assert export is not None
         run(self.con, PLAN_TABLES)
-        register_deleted(self.con, self.export.deleted)
-        fallback = self.export.transaction_time or datetime.now(UTC)
+        register_deleted(self.con, export.deleted)
+        fallback = export.transaction_time or datetime.now(UTC)
         tombstones = self._uris(TOMBSTONES)
-        for resource_type in self.export.types:
-            staged = stage_type(
-                self.con, self.export.files.get(resource_type, ()), resource_type, folder=self.work / "stage" / resource_type,
-                source=self.source, export_id=self.export.export_id, fallback=fallback,
+
+        def stage(resource_type: str) -> Staged:
+            return stage_type(
+                self.cursor(), export.files.get(resource_type, ()), resource_type, folder=self.work / "stage" / resource_type,
+                source=self.source, export_id=export.export_id, fallback=fallback,
             )
-            self.plans[resource_type] = plan_type(
-                self.con, staged, resource_type, source=self.source, silver=self._uris(f"silver/{resource_type}"),
-                tombstones=tombstones, before=self.export.transaction_time,
+
+        # One type at a time: staging parses JSON on every core already, and holds a row group per partition.
+        staged = {resource_type: stage(resource_type) for resource_type in export.types}
+        firsts = dict(zip(export.types, itertools.accumulate((len(staged[t].files) for t in export.types), initial=0), strict=False))
+
+        def plan(resource_type: str) -> Plan:
+            return plan_type(
+                self.cursor(), staged[resource_type], resource_type, source=self.source,
+                silver=self._uris(f"silver/{resource_type}"), tombstones=tombstones,
+                before=export.transaction_time, first_file=firsts[resource_type],
             )
+
+        self.plans = dict(zip(export.types, self.parallel(plan, export.types), strict=True))
         return self.plans
 
     # -- gold
@@ -394,9 +453,9 @@ class _Merge:
         """The whole gold table from silver, in one version."""
         folder = DeltaFolder(self.storage, view.table)
         before = folder.files(self.table(view.table))
-        files_view(self.con, "silver_rows", self._uris(f"silver/{view.resource}"), STORED_COLUMNS)
-        run(self.con, _ALL_SILVER_ROWS)
-        reader = delta_safe(self.con, view.query_sql).to_arrow_reader(ROWS_PER_GROUP)
+        files_view(self.cursor(), "silver_rows", self._uris(f"silver/{view.resource}"), STORED_COLUMNS)
+        run(self.cursor(), _ALL_SILVER_ROWS)
+        reader = delta_safe(self.cursor(), view.query_sql).to_arrow_reader(ROWS_PER_GROUP)
         schema = view.with_comments(reader.schema)
         added = folder.write(reader, rows_per_group=ROWS_PER_GROUP)
         metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild"}
@@ -406,15 +465,15 @@ class _Merge:
     def merge_gold(self, view: GoldView, plan: Plan, earlier: ViewCounts | None) -> ViewCounts:
         """Replace the rows of the changed and deleted resources of ``plan`` in one version."""
         folder = DeltaFolder(self.storage, view.table)
-        run(self.con, _REMOVAL_GOLD, {"type": plan.resource_type})
+        run(self.cursor(), _REMOVAL_GOLD, {"type": plan.resource_type})
         rewrite = self._holders(folder, _HOLDERS_GOLD)
         kept: list[DataFile] = []
         if rewrite:
             years = pa.table({"file": [folder.file_uri(f) for f in rewrite], "year": [f.partition for f in rewrite]})
-            self.con.register("file_years", years)
-            files_view(self.con, "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
+            self.cursor().register("file_years", years)
+            files_view(self.cursor(), "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
             kept = self._write(folder, _KEEP_GOLD, ROWS_PER_GROUP, {"source": self.source})
-            self.con.unregister("file_years")
+            self.cursor().unregister("file_years")
         added: list[DataFile] = []
         if plan.changed:
             self._changed_rows(plan)
@@ -429,19 +488,19 @@ class _Merge:
 
     def _changed_rows(self, plan: Plan) -> None:
         """The ``changed_rows`` temp view: the staged rows of the plan's changed resources."""
-        staged_view(self.con, plan.staged)
-        run(self.con, _ALL_STAGED_ROWS if plan.all_staged_rows_changed else _CHANGED_ROWS)
+        staged_view(self.cursor(), plan.staged)
+        run(self.cursor(), _ALL_STAGED_ROWS if plan.all_staged_rows_changed else _CHANGED_ROWS)
 
     # -- silver
 
     def merge_silver(self, plan: Plan) -> None:
         """Remove the updated and deleted resources' old rows and add the new versions, in one version."""
         folder = DeltaFolder(self.storage, f"silver/{plan.resource_type}")
-        run(self.con, _REMOVAL_SILVER, {"type": plan.resource_type})
+        run(self.cursor(), _REMOVAL_SILVER, {"type": plan.resource_type})
         rewrite = self._holders(folder, _HOLDERS_SILVER)
         kept: list[DataFile] = []
         if rewrite:
-            files_view(self.con, "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
+            files_view(self.cursor(), "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
             kept = self._write(folder, _KEEP_SILVER, SILVER_ROWS_PER_GROUP, {"source": self.source})
         added = self._new_silver_files(folder, plan) if plan.changed else []
         if rewrite or added:
@@ -462,7 +521,7 @@ class _Merge:
         if not self.export.deleted:
             return
         folder = DeltaFolder(self.storage, TOMBSTONES)
-        files_view(self.con, "tombstone_rows", self._uris(TOMBSTONES), TOMBSTONE_COLUMNS)
+        files_view(self.cursor(), "tombstone_rows", self._uris(TOMBSTONES), TOMBSTONE_COLUMNS)
         deleted_at = (self.export.transaction_time or datetime.now(UTC)).isoformat()
         parameters = {"source": self.source, "deleted_at": deleted_at, "export_id": self.export.export_id}
         added = self._write(folder, _NEW_TOMBSTONES, 65536, parameters)
@@ -473,14 +532,14 @@ class _Merge:
 
     def _holders(self, folder: DeltaFolder, template: str) -> list[DataFile]:
         """The files of the removal keys' partitions that hold at least one of those keys."""
-        years = {int(str(r[0])) for r in run(self.con, "SELECT DISTINCT year FROM removal WHERE year IS NOT NULL")}
+        years = {int(str(r[0])) for r in run(self.cursor(), "SELECT DISTINCT year FROM removal WHERE year IS NOT NULL")}
         candidates = {folder.file_uri(f): f for f in folder.files(self.table(folder.name)) if f.partition in years}
         if not candidates:
             return []
-        files_view(self.con, "candidate_rows", list(candidates), {}, filename=True)
-        found = {str(r[0]) for r in run(self.con, template, {"source": self.source})}
+        files_view(self.cursor(), "candidate_rows", list(candidates), {}, filename=True)
+        found = {str(r[0]) for r in run(self.cursor(), template, {"source": self.source})}
         return [f for uri, f in candidates.items() if uri in found]
 
     def _write(self, folder: DeltaFolder, query: str, rows_per_group: int, params: Mapping[str, object] | None = None) -> list[DataFile]:
-        reader = delta_safe(self.con, query, params).to_arrow_reader(rows_per_group)
+        reader = delta_safe(self.cursor(), query, params).to_arrow_reader(rows_per_group)
         return folder.write(reader, rows_per_group=rows_per_group)

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from fhirlake.lake._catalog import catalog_tables, open_catalog, populate
 from fhirlake.lake._delta import DeltaFolder
-from fhirlake.lake._duck import in_utc, run
+from fhirlake.lake._duck import in_utc, quote, run
 from fhirlake.lake._ingest import BuildReport, IngestReport, LakeWriter
 from fhirlake.lake._log import Snapshot, SnapshotLog
 from fhirlake.lake._storage import Storage
@@ -108,7 +108,7 @@ class Lake:
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run SQL on the catalog; the result as a polars DataFrame."""
-        return pl.from_arrow(self.arrow(query))  # type: ignore[return-value]
+        return _frame(self.arrow(query))
 
     def arrow(self, query: str) -> pa.Table:
         """Run SQL on the catalog; the result as a pyarrow Table."""
@@ -134,9 +134,7 @@ class Lake:
             "WHERE schema_name = ? AND lower(table_name) = lower(?) ORDER BY column_index", params=[schema, table]).to_arrow_table()
         info = run(self._con, "SELECT t.description, t.rows, t.version FROM fhirlake.tables t WHERE lower(t.name) = lower(?)",
                    [f"{schema}.{table}"])[0]
-        frame = pl.from_arrow(columns)
-        assert isinstance(frame, pl.DataFrame)
-        return TableDescription(f"{schema}.{table}", str(info[0]), frame, int(str(info[1])), int(str(info[2])))
+        return TableDescription(f"{schema}.{table}", str(info[0]), _frame(columns), int(str(info[1])), int(str(info[2])))
 
     def table(self, name: str) -> pl.LazyFrame:
         """A table's stored columns as a polars LazyFrame over its Parquet files (no derived columns)."""
@@ -148,7 +146,7 @@ class Lake:
             "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND lower(table_name) = lower(?) ORDER BY column_index",
             [schema, table])]
         if not files:
-            return pl.from_arrow(self.arrow(f"SELECT * FROM {schema}.{table} LIMIT 0")).lazy()  # type: ignore[union-attr]
+            return _frame(self.arrow(f"SELECT * FROM {quote(schema)}.{quote(table)} LIMIT 0")).lazy()
         frame = pl.scan_parquet(files, hive_partitioning=False)
         return frame.select([c for c in shown if c in frame.collect_schema().names()])
 
@@ -241,6 +239,12 @@ class Lake:
     def __repr__(self) -> str:
         at = f"snapshot {self.snapshot.id}" if self.snapshot else "empty"
         return f"<fhirlake Lake {self.storage.root} ({at}{', read-only' if self.read_only else ''})>"
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _memory_catalog(storage: Storage, snapshot: Snapshot, snapshots: Sequence[Snapshot]) -> duckdb.DuckDBPyConnection:

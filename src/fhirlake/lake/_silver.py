@@ -4,8 +4,8 @@ An export is first *staged*: its NDJSON is read once by DuckDB into silver-shape
 in the run's scratch folder. The *plan* then compares the staged keys with silver (key columns
 only): a resource is changed when it is new or its ``last_updated`` is later than silver's, and
 not older than a recorded deletion; the export's deletions remove the silver rows that are not
-newer than the export. The plan lives in two DuckDB temp tables, ``changes`` and ``deletes``,
-that the gold and silver merges read.
+newer than the export. The plan lives in two tables of the run's in-memory DuckDB, ``changes``
+and ``deletes``, that the gold and silver merges read.
 """
 
 from __future__ import annotations
@@ -124,10 +124,10 @@ FROM changes WHERE resource_type = $type
 """
 
 PLAN_TABLES = """
-CREATE OR REPLACE TEMP TABLE changes (resource_type VARCHAR, resource_key VARCHAR, last_updated TIMESTAMPTZ,
+CREATE OR REPLACE TABLE changes (resource_type VARCHAR, resource_key VARCHAR, last_updated TIMESTAMPTZ,
   new_year INTEGER, file_index INTEGER, line BIGINT, old_year INTEGER, existed BOOLEAN);
-CREATE OR REPLACE TEMP TABLE staged_files (file VARCHAR, file_index INTEGER);
-CREATE OR REPLACE TEMP TABLE deletes (resource_type VARCHAR, resource_key VARCHAR, old_year INTEGER);
+CREATE OR REPLACE TABLE staged_files (file VARCHAR, file_index INTEGER);
+CREATE OR REPLACE TABLE deletes (resource_type VARCHAR, resource_key VARCHAR, old_year INTEGER);
 """
 STAGED_COLUMNS = {**{k: v for k, v in SILVER_COLUMNS.items() if k != PARTITION}, "filename": "VARCHAR", "file_row_number": "BIGINT"}
 
@@ -201,15 +201,18 @@ def staged_view(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
 
 def plan_type(
     con: duckdb.DuckDBPyConnection, staged: Staged, resource_type: str, *, source: str, silver: Sequence[str],
-    tombstones: Sequence[str], before: datetime | None,
+    tombstones: Sequence[str], before: datetime | None, first_file: int,
 ) -> Plan:
-    """Add the type's rows to the ``changes`` and ``deletes`` temp tables; count them."""
+    """Add the type's rows to the ``changes`` and ``deletes`` tables; count them.
+
+    The staged files are numbered from ``first_file`` (numbers are unique across the run's types).
+    ``con`` may be one cursor among several planning other types at the same time.
+    """
     staged_view(con, staged)
     files_view(con, "silver_rows", silver, STORED_COLUMNS)
     files_view(con, "tombstone_rows", tombstones, TOMBSTONE_COLUMNS)
-    first = int(str(run(con, "SELECT count(*) FROM staged_files")[0][0]))
     if staged.paths:
-        run(con, _STAGED_FILES, {"files": staged.paths, "first": first})
+        run(con, _STAGED_FILES, {"files": staged.paths, "first": first_file})
     common = {"type": resource_type, "source": source}
     run(con, _PRESENT, common)
     run(con, _CHANGES, common)
@@ -225,7 +228,7 @@ def register_deleted(con: duckdb.DuckDBPyConnection, deleted: dict[str, frozense
     table = pa.table({"resource_type": pa.array([r[0] for r in rows], pa.string()),
                       "resource_key": pa.array([r[1] for r in rows], pa.string())})
     con.register("deleted_now_input", table)
-    run(con, "CREATE OR REPLACE TEMP TABLE deleted_now AS SELECT * FROM deleted_now_input")
+    run(con, "CREATE OR REPLACE TABLE deleted_now AS SELECT * FROM deleted_now_input")
     con.unregister("deleted_now_input")
 
 
