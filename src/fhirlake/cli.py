@@ -60,7 +60,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a FhirlakeError becomes one line on stderr and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="fhirlake", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="fhirlake", standalone_mode=False)
     except FhirlakeError as exc:
         click.echo(f"fhirlake: error: {exc}", err=True)
         return 2
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
