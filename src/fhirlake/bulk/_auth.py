@@ -217,32 +217,21 @@ class SmartBackendAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token: str | None = None
-        async with self._lock():
-            flow = self._token_flow(stale=None)
-            try:
-                auth_request = next(flow)
-                while True:
-                    auth_response = yield auth_request
-                    await auth_response.aread()
-                    auth_request = flow.send(auth_response)
-            except StopIteration as stop:
-                token = stop.value
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with self._lock():
-            flow = self._token_flow(stale=token)
-            try:
-                auth_request = next(flow)
-                while True:
-                    auth_response = yield auth_request
-                    await auth_response.aread()
-                    auth_request = flow.send(auth_response)
-            except StopIteration as stop:
-                token = stop.value
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        for attempt in range(2):  # a 401 gets a new token and one retry
+            async with self._lock():
+                flow = self._token_flow(stale=token if attempt else None)
+                try:
+                    auth_request = next(flow)
+                    while True:
+                        auth_response = yield auth_request
+                        await auth_response.aread()
+                        auth_request = flow.send(auth_response)
+                except StopIteration as stop:
+                    token = stop.value
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401:
+                return
 
     def _lock(self) -> asyncio.Lock:
         """One asyncio lock per event loop, so the auth can outlive an ``asyncio.run``."""
