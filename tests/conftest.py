@@ -32,3 +32,29 @@ def shared_path(*parts: str) -> Path:
 def synthea_dir() -> Path:
     """The 30-patient Synthea Bulk export in ../shared/data/synthea-r4-30."""
     return shared_path("data", "synthea-r4-30")
+
+
+DEMO_LAKE_PATIENTS = 150
+DEMO_LAKE_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small lake built once per test session: synthetic export → silver → gold (+ catalog).
+
+    Two sources (``site-a`` and ``site-b``, 150 synthetic patients in all, seed 7) so tenant
+    and per-source behaviour can be tested. Not pseudonymised, to keep the session fast: the
+    gold tables hold the same columns either way, and synthetic ids identify no one. Tests
+    must not write to it (copy it first); open it with ``fhirlake.connect(path)``.
+    """
+    import fhirlake
+    from fhirlake.synth import generate
+
+    root = tmp_path_factory.mktemp("demo-lake")
+    lake = fhirlake.connect(root / "lake", read_only=False)
+    half = DEMO_LAKE_PATIENTS // 2
+    for source, seed in (("site-a", DEMO_LAKE_SEED), ("site-b", DEMO_LAKE_SEED + 1)):
+        export = root / "exports" / source
+        generate(export, patients=half, seed=seed, workers=1)
+        lake.ingest(export, source=source)
+    return root / "lake"
