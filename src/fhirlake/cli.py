@@ -24,6 +24,8 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("fhirlake.pseudonymize.cli", "privacy_group"),
     ("fhirlake.pseudonymize.cli", "pseudonymize_command"),
     ("fhirlake.lake.cli", "lake_group"), ("fhirlake.lake.cli", "sql_command"),
+    ("fhirlake.mcp_server.cli", "mcp_command"),
+    ("fhirlake.access.cli", "access_group"), ("fhirlake.audit.cli", "audit_group"),
 )
 
 
