@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 from sqlglot import exp
 
+from fhirlake.cohorts.errors import CohortError
 from fhirlake.cohorts.model import (
     AllOf,
     AnyOf,
@@ -35,7 +36,6 @@ from fhirlake.cohorts.model import (
     Window,
 )
 from fhirlake.lake._duck import tree
-from fhirlake.serving.errors import QueryRefused
 
 __all__ = ["DIMENSIONS", "PK", "CohortCompiler", "EventSource"]
 
@@ -99,7 +99,7 @@ class CohortCompiler:
 
     def _criterion(self, node: Criterion, index: date, names: tuple[str, ...], depth: int) -> exp.Expr:
         if depth > _MAX_DEPTH:
-            raise QueryRefused(f"the cohort definition nests deeper than {_MAX_DEPTH} levels")
+            raise CohortError(f"the cohort definition nests deeper than {_MAX_DEPTH} levels")
         match node:
             case AllOf(criteria=items):
                 return exp.and_(*[self._criterion(c, index, names, depth + 1) for c in items])
@@ -111,7 +111,7 @@ class CohortCompiler:
                 return self._demographics(node, index)
             case CohortRef(name=name):
                 if name in names:
-                    raise QueryRefused(f"cohort {name!r} refers to itself")
+                    raise CohortError(f"cohort {name!r} refers to itself")
                 saved = self._resolve(name)
                 inner_index = saved.index_date or index
                 return self._criterion(saved.criteria, inner_index, (*names, name), depth + 1)
@@ -209,9 +209,9 @@ class CohortCompiler:
         index = self.index_date(cohort)
         unknown = [d for d in dimensions if d not in DIMENSIONS]
         if unknown:
-            raise QueryRefused(f"unknown dimension {unknown[0]!r} (dimensions: {', '.join(DIMENSIONS)})")
+            raise CohortError(f"unknown dimension {unknown[0]!r} (dimensions: {', '.join(DIMENSIONS)})")
         if "year" in dimensions and measure is None:
-            raise QueryRefused("the 'year' dimension is the year of the measured value: give a measure")
+            raise CohortError("the 'year' dimension is the year of the measured value: give a measure")
         per_patient = exp.select(_col(PK, "p")).from_(exp.table_("patient", db="gold", alias="p"))
         per_patient = per_patient.where(exp.In(this=_col(PK, "p"), query=exp.Subquery(this=self.patients(cohort))))
         for name in dimensions:

@@ -18,6 +18,7 @@ import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 
+from fhirlake.cohorts.errors import CohortError
 from fhirlake.errors import FhirlakeError
 from fhirlake.mcp_server.context import (
     CallRecord,
@@ -58,7 +59,7 @@ class Dispatcher:
             result = await anyio.to_thread.run_sync(lambda: work(client, trace))
             decision = "allowed"
             return result
-        except QueryRefused as exc:
+        except (QueryRefused, CohortError) as exc:
             decision, reason = "refused", exc.reason
             raise ToolError(f"refused: {exc.reason}") from exc
         except FhirlakeError as exc:

@@ -1,0 +1,129 @@
+"""Latency of the MCP cohort tools: p50/p95 of count_cohort and cohort_breakdown, and peak RSS.
+
+Two lakes: the demo lake (150 synthetic patients, two sources) and a large one. Generating
+100,000 patients with ``fhirlake synth`` is ~30 M resources (too slow here), so the large lake
+is a synthetic lake of ``--base`` patients whose gold Parquet files are amplified ×N in DuckDB
+with distinct patient keys (``patient_id || '~' || copy``) and a catalog over them; this keeps
+the value distributions and gives 100,000 distinct patients. Generated data goes under
+``bench-data/`` (git-ignored). The baseline in the same run is the hand-written SQL the test
+suite checks against (count distinct over the same files), so the ratio shows the server's
+overhead (scoping, key fetch, differencing guard, suppression).
+
+    .venv/bin/python benchmarks/bench_mcp.py --base 2000 --copies 50 --repeat 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+import fhirlake
+from fhirlake.cohorts import CohortDefinition, Measure
+from fhirlake.serving import CohortService, DataScope, GoldReader, Trace
+from fhirlake.synth import generate
+
+ROOT = Path(__file__).resolve().parents[1] / "bench-data" / "mcp"
+COHORT = CohortDefinition.model_validate({"index_date": "2025-01-01", "criteria": {"kind": "and", "criteria": [
+    {"kind": "demographics", "sex": ["female"], "age_min": 40},
+    {"kind": "observation", "codes": ["4548-4"], "value": {"op": "gt", "value": 5.0, "unit": "%"}},
+    {"kind": "not", "criterion": {"kind": "condition", "codes": ["444814009"]}}]}})
+BASELINE = ("SELECT count(DISTINCT p.patient_id) FROM gold.patient p JOIN gold.observation o USING (patient_id) "
+            "WHERE p.gender = 'female' AND p.age >= 40 AND o.code = '4548-4' AND o.value_quantity > 5 AND o.value_unit = '%' "
+            "AND p.patient_id NOT IN (SELECT patient_id FROM gold.condition WHERE code = '444814009')")
+
+
+def build(folder: Path, patients: int) -> Path:
+    lake_dir = folder / "lake"
+    if (lake_dir / "catalog.duckdb").exists():
+        return lake_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    lake = fhirlake.connect(lake_dir, read_only=False)
+    half = patients // 2
+    for source, seed in (("site-a", 7), ("site-b", 8)):
+        generate(folder / "exports" / source, patients=half, seed=seed, workers=2)
+        lake.ingest(folder / "exports" / source, source=source)
+    lake.close()
+    return lake_dir
+
+
+def amplify(base: Path, folder: Path, copies: int) -> Path:
+    """A copy of ``base``'s lake whose gold files hold ``copies`` × its patients (distinct keys)."""
+    target = folder / "lake"
+    if (target / "catalog.duckdb").exists():
+        return target
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base, target)
+    con = duckdb.connect()
+    catalog = target / "catalog.duckdb"
+    con.execute(f"ATTACH '{catalog}' AS lake")
+    for (view,) in con.execute("SELECT DISTINCT name FROM lake.fhirlake.tables WHERE layer = 'gold'").fetchall():
+        name = view.split(".")[1]
+        files = [f for (f,) in con.execute("SELECT file FROM lake.fhirlake.files WHERE name = ?", [view]).fetchall()]
+        if not files:
+            continue
+        out = target / "gold" / name / "amplified.parquet"
+        source = f"read_parquet([{', '.join(repr(f.removeprefix('file://')) for f in files)}])"
+        keys = [str(row[0]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall() if str(row[0]).endswith("_id")]
+        replace = ", ".join(f"{k} || '~' || n AS {k}" for k in keys)
+        con.execute(f"COPY (SELECT * REPLACE ({replace}) FROM {source}, range({copies}) r(n)) TO '{out}' (FORMAT parquet)")
+        definition = con.execute("SELECT sql FROM duckdb_views() WHERE database_name = 'lake' AND schema_name = 'gold' "
+                                 "AND view_name = ?", [name]).fetchall()[0][0]
+        start, end = definition.index("read_parquet("), definition.index(")", definition.index("read_parquet("))
+        con.execute(definition[:start] + f"read_parquet(['{out}'], hive_partitioning = false" + definition[end:]
+                    .replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
+    con.close()
+    return target
+
+
+def measure(label: str, repeat: int, call: Callable[[], object]) -> list[float]:
+    call()  # warm
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    p50, p95 = statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
+    print(f"  {label:<34} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
+    return times
+
+
+def bench(lake: Path, repeat: int) -> None:
+    service = CohortService(GoldReader(lake))
+    scope = DataScope()
+    patients = fhirlake.connect(lake).sql("SELECT count(DISTINCT patient_id) FROM gold.patient").item()
+    print(f"{lake} ({patients:,} patients)")
+    baseline_con = fhirlake.connect(lake)
+    base = measure("baseline: hand-written SQL count", repeat, lambda: baseline_con.sql(BASELINE))
+    counter = iter(range(10**9))
+    # a fresh client id per call: the differencing guard would otherwise compare against its own history
+    count = measure("count_cohort", repeat, lambda: service.count(f"c{next(counter)}", COHORT, scope, Trace()))
+    breakdown = measure("cohort_breakdown sex×age_band+HbA1c", repeat, lambda: service.breakdown(
+        f"b{next(counter)}", COHORT, ["sex", "age_band"], scope, Trace(), measure=Measure(codes=["4548-4"])))
+    print(f"  ratio count_cohort / baseline (p50): {statistics.median(count) / statistics.median(base):.2f}; "
+          f"breakdown / baseline: {statistics.median(breakdown) / statistics.median(base):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=int, default=2000, help="synthetic patients of the lake that is amplified")
+    parser.add_argument("--copies", type=int, default=50, help="amplification factor (base × copies patients)")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    demo = build(ROOT / "demo-150", 150)
+    base = build(ROOT / f"base-{args.base}", args.base)
+    large = amplify(base, ROOT / f"amplified-{args.base}x{args.copies}", args.copies)
+    bench(demo, args.repeat)
+    bench(large, args.repeat)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
