@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -26,9 +27,10 @@ from mcp.server.auth.settings import AuthSettings
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhirlake.access.catalog import library_catalog
 from fhirlake.access.errors import AccessPolicyError
 from fhirlake.access.network import NetworkAllowList, guard_clients, peer_address
-from fhirlake.access.policy import AccessPolicy, Grant
+from fhirlake.access.policy import AccessPolicy, Grant, load_policy
 from fhirlake.access.verifier import PolicyTokenVerifier
 from fhirlake.audit.trail import AuditTrail
 from fhirlake.mcp_server.context import (
@@ -38,7 +40,7 @@ from fhirlake.mcp_server.context import (
     ResolveRequest,
     Transport,
 )
-from fhirlake.mcp_server.server import ServerOptions
+from fhirlake.mcp_server.server import TOOLS, ServerOptions
 from fhirlake.serving.errors import QueryRefused
 from fhirlake.serving.scope import DataScope
 
@@ -49,6 +51,10 @@ __all__ = ["AccessControl"]
 
 #: Reasons for refusing the current HTTP request, filled by the checks, read by the audit wrapper.
 _refusals: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("fhirlake_refusals", default=None)
+
+
+#: What every client may call whatever its tools: reading the (scoped) schema resources.
+_ALWAYS = frozenset({"resource:schema"})
 
 
 def _note_refusal(reason: str) -> None:
@@ -64,11 +70,16 @@ class AccessControl:
         self.policy = policy
         self.trail = trail
         self.transport = transport
-        self._local = ClientContext(id=LOCAL_USER, scope=self._scope(policy.local, "/local"), tools=policy.local.tools)
-        self._clients = {
-            client.id: ClientContext(id=client.id, scope=self._scope(client.grant, f"/clients/{i}"), tools=client.grant.tools)
-            for i, client in enumerate(policy.clients)
-        }
+        self._local = self._context(LOCAL_USER, policy.local, "/local")
+        self._clients = {client.id: self._context(client.id, client.grant, f"/clients/{i}") for i, client in enumerate(policy.clients)}
+
+    @classmethod
+    def open(cls, policy_path: str | Path, lake: str | Path | None = None, *, transport: Transport = "stdio",
+             log_path: str | Path | None = None) -> AccessControl:
+        """Load and check the policy (view and column names against the view library) and open the
+        lake's audit trail; any mistake stops here, before the server starts."""
+        policy = load_policy(policy_path, catalog=library_catalog())
+        return cls(policy, AuditTrail.for_lake(lake, log_path=log_path), transport=transport)
 
     @property
     def k(self) -> int:
@@ -132,6 +143,15 @@ class AccessControl:
         self.trail.close()
 
     # ------------------------------------------------------------------ the grant as a scope
+
+    def _context(self, client_id: str, grant: Grant, pointer: str) -> ClientContext:
+        tools = None
+        if grant.tools is not None:
+            for tool in sorted(grant.tools):
+                if tool not in TOOLS:
+                    raise AccessPolicyError(self.policy.path, f"{pointer}/tools", f"unknown tool {tool!r} (tools: {', '.join(TOOLS)})")
+            tools = grant.tools | _ALWAYS  # the schema resources show only the scope's views anyway
+        return ClientContext(id=client_id, scope=self._scope(grant, pointer), tools=tools)
 
     def _scope(self, grant: Grant, pointer: str) -> DataScope:
         cohort = self._cohort(grant, pointer) if grant.cohort is not None else None
