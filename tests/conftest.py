@@ -58,3 +58,30 @@ def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
         generate(export, patients=half, seed=seed, workers=1)
         lake.ingest(export, source=source)
     return root / "lake"
+
+
+PIPELINE_LAKE_PATIENTS = 24
+PIPELINE_LAKE_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def pipeline_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake made by the real chain, once per session: ``fhirlake demo``'s own function.
+
+    Two synthetic hospitals (``site-a`` English, ``site-b`` French; 24 patients in all, seed
+    11) are served by embedded Bulk Data servers on loopback and run through the Dagster code
+    location (``full_export`` per source: export → pseudonymise with Presidio → silver → gold →
+    catalog, every asset check passing). Pseudonymised with a random per-session key. Layout:
+    ``<lake>/bronze/<source>/<export id>/``, ``<lake>/pseudonymised/<source>/<export id>/``
+    (``privacy-report.json``, ``quarantine.jsonl``, ``manifest.json``), silver, gold, catalog.
+    Tests must not write to it (copy it first); open it with ``fhirlake.connect(path)``.
+    """
+    import secrets
+
+    from fhirlake.demo import build_demo_lake
+
+    lake = tmp_path_factory.mktemp("pipeline-lake") / "lake"
+    result = build_demo_lake(lake, patients=PIPELINE_LAKE_PATIENTS, seed=PIPELINE_LAKE_SEED,
+                             key=secrets.token_hex(32))
+    assert result.success, result.errors
+    return lake

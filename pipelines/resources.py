@@ -1,0 +1,79 @@
+"""The resources the assets use: the lake, the sources, the pseudonymiser.
+
+Each is configured in :func:`pipelines.definitions.build_definitions` from the settings
+(environment variables and the sources YAML). Secrets are never values in the repository:
+the pseudonym key is ``dg.EnvVar("FHIRLAKE_PSEUDONYM_KEY")``, and a source's token or private
+key is named in the sources YAML by the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from fhirlake.bulk import Source, load_sources
+from fhirlake.errors import ConfigurationError
+from fhirlake.pseudonymize import DEFAULT_POLICY_PATH, Policy, PseudonymKey, load_policy
+
+__all__ = ["LakeResource", "PseudonymizerResource", "SourcesResource"]
+
+
+class LakeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The lake root (a folder) and, optionally, the ViewDefinition folder gold is built from."""
+
+    root: str
+    views: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def views_path(self) -> Path | None:
+        return Path(self.views) if self.views else None
+
+
+class SourcesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where each source's data comes from: a Bulk Data server (the sources YAML) or the drop folder."""
+
+    sources_file: str | None = None
+    file_sources: tuple[str, ...] = ()
+    drop_dir: str
+
+    def is_file_source(self, name: str) -> bool:
+        return name in self.file_sources
+
+    @property
+    def drop_path(self) -> Path:
+        return Path(self.drop_dir)
+
+    def source(self, name: str) -> Source:
+        """The Bulk Data source ``name`` of the sources file (read now, so edits apply to the next run)."""
+        if self.sources_file is None:
+            raise ConfigurationError(f"no sources file configured, so source {name!r} is unknown (set FHIRLAKE_SOURCES)")
+        sources = load_sources(Path(self.sources_file))
+        if name not in sources:
+            raise ConfigurationError(f"{self.sources_file}: no source named {name!r} (known: {', '.join(sorted(sources))})")
+        return sources[name]
+
+
+class PseudonymizerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The pseudonymisation key (from the environment), the policy and how to run it.
+
+    ``text=False`` redacts free text instead of running Presidio on it (much faster; for tests
+    of the plumbing, never for real data). ``workers`` defaults to one per core.
+    """
+
+    key: str
+    policy: str | None = None
+    text: bool = True
+    workers: int | None = None
+
+    def load_key(self) -> PseudonymKey:
+        return PseudonymKey(self.key.strip().encode())
+
+    def load_policy(self) -> Policy:
+        local = Path("anonymization/policy.yaml")
+        default = local if local.is_file() else DEFAULT_POLICY_PATH
+        return load_policy(Path(self.policy) if self.policy else default)

@@ -1,0 +1,348 @@
+"""The steps of the chain as plain functions over the lake's folders (no Dagster here).
+
+The assets call these; each is idempotent, so re-running a partition redoes nothing that is
+done, and each leaves nothing half-written (work happens in a hidden folder renamed at the end)::
+
+    <lake>/bronze/<source>/<export id>/        a Bulk export (fhirlake.bulk) or an imported drop batch
+    <lake>/pseudonymised/<source>/<export id>/  Bulk-shaped output, privacy-report.json, quarantine.jsonl
+    <lake>/silver, gold, catalog.duckdb         fhirlake.lake (Lake.ingest merges silver and gold)
+
+A batch dropped by a file source is a folder ``<drop dir>/<source>/<batch>/`` of
+``<Type>.ndjson[.gz]`` files, ready once it holds ``manifest.json`` or an empty ``_READY`` file
+(written last, so a half-copied batch is never taken).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fhirlake
+from fhirlake.bulk import ExportOptions, ExportResult, Source, WatermarkStore, export, list_exports
+from fhirlake.errors import ConfigurationError, FhirlakeError
+from fhirlake.lake import IngestReport, LakeNotFoundError
+from fhirlake.pseudonymize import Policy, PrivacyReport, PseudonymKey, pseudonymize
+
+__all__ = [
+    "BlockedBatchError",
+    "BronzeBatch",
+    "DropError",
+    "block",
+    "blocked_reason",
+    "bronze_batches",
+    "import_drops",
+    "ingest_pending",
+    "ingested_exports",
+    "not_ingested",
+    "pseudonymise_pending",
+    "pseudonymised_batches",
+    "pseudonymised_dir",
+    "ready_drops",
+    "run_export",
+    "staged_input",
+]
+
+BLOCKED = ".blocked"  # in a pseudonymised batch a blocking check failed on
+DROP_MARKER = "_drop.json"  # written into a bronze folder imported from the drop folder
+READY_FILES = ("manifest.json", "_READY")
+_NDJSON = re.compile(r"^([A-Z][A-Za-z]+)([.\-][^/]*)?\.ndjson(\.gz)?$")
+
+
+class DropError(FhirlakeError):
+    """A dropped batch cannot be imported (names the file and the reason)."""
+
+
+class BlockedBatchError(FhirlakeError):
+    """A pseudonymised batch failed a blocking check and is kept out of the lake."""
+
+
+@dataclass(frozen=True)
+class BronzeBatch:
+    """One completed bronze export or imported drop batch of a source.
+
+    ``files`` maps each resource type to its NDJSON files; ``lines`` the resources per type
+    the bronze layer holds (measured when the files were saved); ``manifest_counts`` the counts
+    the server's manifest announced, where it gave them.
+    """
+
+    source: str
+    export_id: str
+    path: Path
+    files: Mapping[str, tuple[Path, ...]]
+    deleted: tuple[Path, ...] = ()
+    lines: Mapping[str, int] = field(default_factory=dict)
+    manifest_counts: Mapping[str, int] = field(default_factory=dict)
+    transaction_time: str | None = None
+
+    @property
+    def resources(self) -> int:
+        return sum(self.lines.values())
+
+
+def run_export(lake: Path, source: Source, *, incremental: bool) -> ExportResult:
+    """Export ``source`` into ``<lake>/bronze/<source>/``: everything, or changes since the watermark."""
+    since = WatermarkStore(lake).get(source.name) if incremental else None
+    auth = source.auth.build(source.request.base_url)
+    options = ExportOptions(parallel=source.parallel or 4, delete_after=source.delete_after is not False)
+    return export(source=source.name, request=source.with_since(since).request, lake=lake, auth=auth,
+                  options=options)
+
+
+def bronze_batches(lake: Path, source: str) -> list[BronzeBatch]:
+    """The completed batches of ``source`` in bronze, oldest first (ids sort by time)."""
+    batches = []
+    for state in list_exports(lake, source):
+        if state.status != "completed":
+            continue
+        files: dict[str, list[Path]] = {}
+        lines: dict[str, int] = {}
+        deleted = []
+        for record in sorted(state.files.values(), key=lambda r: r.name):
+            if record.kind == "output":
+                files.setdefault(record.type, []).append(state.path / record.name)
+                lines[record.type] = lines.get(record.type, 0) + record.lines
+            elif record.kind == "deleted":
+                deleted.append(state.path / record.name)
+        counts: dict[str, int] = {}
+        manifest = json.loads((state.path / "manifest.json").read_bytes())
+        for entry in manifest.get("output", []):
+            if isinstance(entry.get("count"), int):
+                counts[entry["type"]] = counts.get(entry["type"], 0) + entry["count"]
+        batches.append(BronzeBatch(
+            source, state.export_id, state.path, {t: tuple(p) for t, p in files.items()}, tuple(deleted),
+            lines, counts, state.transaction_time))
+    root = lake / "bronze" / source
+    for marker in sorted(root.glob(f"*/{DROP_MARKER}")) if root.is_dir() else []:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+        folder = marker.parent
+        dropped = {t: tuple(folder / name for name in names) for t, names in info["files"].items()}
+        batches.append(BronzeBatch(source, folder.name, folder, dropped, (), info["lines"], info["manifest_counts"],
+                                   info.get("transactionTime")))
+    return sorted(batches, key=lambda b: b.export_id)
+
+
+# ------------------------------------------------------------------------------- drop folder
+
+
+def ready_drops(drop_dir: Path, source: str) -> list[Path]:
+    """The batch folders of ``source`` in the drop folder that are complete, by name."""
+    folder = drop_dir / source
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any((p / name).is_file() for name in READY_FILES))
+
+
+def import_drops(lake: Path, drop_dir: Path, source: str) -> list[BronzeBatch]:
+    """Copy every ready, not yet imported batch of ``source`` into bronze; return the new ones.
+
+    A batch becomes ``<lake>/bronze/<source>/<UTC time>-drop-<batch>/``; its name is remembered
+    in ``<drop dir>/<source>/.imported`` so it is imported once even after bronze is pruned.
+    """
+    ledger = drop_dir / source / ".imported"
+    done = set(ledger.read_text(encoding="utf-8").split()) if ledger.is_file() else set()
+    imported = []
+    for batch in ready_drops(drop_dir, source):
+        if batch.name in done:
+            continue
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+        target = lake / "bronze" / source / f"{stamp}-drop-{_safe(batch.name)}"
+        with _work_folder(target) as work:
+            info = _copy_batch(batch, work)
+            (work / DROP_MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        with ledger.open("a", encoding="utf-8") as handle:
+            handle.write(batch.name + "\n")
+        imported.append(target.name)
+    return [b for b in bronze_batches(lake, source) if b.export_id in imported]
+
+
+def _copy_batch(batch: Path, work: Path) -> dict[str, object]:
+    files: dict[str, list[str]] = {}
+    lines: dict[str, int] = {}
+    for path in sorted(batch.iterdir()):
+        if path.name in (*READY_FILES, "truth.json") or path.name.startswith(".") or not path.is_file():
+            continue
+        match = _NDJSON.match(path.name)
+        if match is None:
+            raise DropError(f"{path}: not a <Type>.ndjson[.gz] file of FHIR resources")
+        shutil.copyfile(path, work / path.name)
+        resource_type = match.group(1)
+        files.setdefault(resource_type, []).append(path.name)
+        lines[resource_type] = lines.get(resource_type, 0) + _count_lines(work / path.name)
+    if not files:
+        raise DropError(f"{batch}: the batch holds no <Type>.ndjson files")
+    counts: dict[str, int] = {}
+    transaction_time = None
+    manifest = batch / "manifest.json"
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            transaction_time = data.get("transactionTime")
+            for entry in data.get("output", []):
+                if isinstance(entry.get("count"), int):
+                    counts[entry["type"]] = counts.get(entry["type"], 0) + entry["count"]
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise DropError(f"{manifest}: not a Bulk Data manifest ({exc})") from None
+    return {"batch": batch.name, "files": files, "lines": lines, "manifest_counts": counts,
+            "transactionTime": transaction_time if isinstance(transaction_time, str) else None}
+
+
+def _count_lines(path: Path) -> int:
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "-", name)[:40] or "batch"
+
+
+# ---------------------------------------------------------------------------- pseudonymise
+
+
+def pseudonymised_dir(lake: Path, source: str, export_id: str | None = None) -> Path:
+    """``<lake>/pseudonymised/<source>[/<export id>]``."""
+    folder = lake / "pseudonymised" / source
+    return folder / export_id if export_id else folder
+
+
+@dataclass(frozen=True)
+class Pseudonymised:
+    """A batch pseudonymised by this run, and its report."""
+
+    batch: BronzeBatch
+    folder: Path
+    report: PrivacyReport
+
+
+def pseudonymise_pending(
+    lake: Path, source: str, *, policy: Policy, key: PseudonymKey, text: bool = True, workers: int | None = None
+) -> list[Pseudonymised]:
+    """Pseudonymise every bronze batch of ``source`` that has no pseudonymised folder yet.
+
+    An empty batch (an incremental export with no changes) has nothing to pseudonymise or
+    ingest, and is left out.
+    """
+    done = []
+    for batch in bronze_batches(lake, source):
+        target = pseudonymised_dir(lake, source, batch.export_id)
+        if target.is_dir() or not (batch.files or batch.deleted):
+            continue
+        with _work_folder(target) as work:
+            staged = _stage_input(batch, work / "input")
+            output = work / "output"
+            report = pseudonymize(staged, output, policy, key, text=text, workers=workers)
+            shutil.rmtree(staged)
+            for item in output.iterdir():
+                item.rename(work / item.name)
+            output.rmdir()
+        done.append(Pseudonymised(batch, target, report))
+    return done
+
+
+def _stage_input(batch: BronzeBatch, folder: Path) -> Path:
+    """A flat folder of links the pseudonymiser reads: ``<Type>.<n>.ndjson`` and the deletions."""
+    folder.mkdir(parents=True)
+    for resource_type, paths in batch.files.items():
+        for number, path in enumerate(paths, start=1):
+            suffix = ".ndjson.gz" if path.name.endswith(".gz") else ".ndjson"
+            (folder / f"{resource_type}.{number:04d}{suffix}").symlink_to(path.resolve())
+    for number, path in enumerate(batch.deleted, start=1):
+        (folder / f"Bundle.deleted-{number:04d}.ndjson").symlink_to(path.resolve())
+    manifest: dict[str, object] = {"request": "fhirlake pipelines", "output": []}
+    if batch.transaction_time:
+        manifest["transactionTime"] = batch.transaction_time
+    if batch.deleted:
+        manifest["deleted"] = [{"type": "Bundle", "url": p.name} for p in batch.deleted]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+# -------------------------------------------------------------------------------- ingest
+
+
+def pseudonymised_batches(lake: Path, source: str) -> list[Path]:
+    """The pseudonymised batch folders of ``source``, oldest first."""
+    folder = pseudonymised_dir(lake, source)
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+
+
+def ingested_exports(lake: Path, source: str) -> set[str]:
+    """The export ids of ``source`` the lake's log has recorded."""
+    try:
+        with fhirlake.connect(lake) as opened:
+            return {s.export_id for s in opened.log.snapshots() if s.source == source and s.export_id}
+    except LakeNotFoundError:
+        return set()
+
+
+def not_ingested(lake: Path, source: str) -> list[Path]:
+    """The pseudonymised batches of ``source`` that are not in the lake yet (blocked ones too)."""
+    done = ingested_exports(lake, source)
+    return [p for p in pseudonymised_batches(lake, source) if p.name not in done]
+
+
+def block(folder: Path, reason: str) -> None:
+    """Keep a pseudonymised batch out of the lake (a check found it unfit); ``reason`` holds no data."""
+    (folder / BLOCKED).write_text(json.dumps({"reason": reason}) + "\n", encoding="utf-8")
+
+
+def blocked_reason(folder: Path) -> str | None:
+    marker = folder / BLOCKED
+    return str(json.loads(marker.read_text(encoding="utf-8"))["reason"]) if marker.is_file() else None
+
+
+def ingest_pending(lake: Path, source: str, *, views: Path | None = None) -> list[IngestReport]:
+    """Merge every pseudonymised batch of ``source`` into silver and gold, oldest first.
+
+    Batches already in the lake are recognised by the lake's log and change nothing. A blocked
+    batch stops the merge there (later batches would otherwise overtake it): the error says why.
+    """
+    batches = pseudonymised_batches(lake, source)
+    if not batches:
+        return []
+    reports = []
+    with fhirlake.connect(lake, read_only=False, views=views) as opened:
+        for batch in batches:
+            reason = blocked_reason(batch)
+            if reason is not None:
+                raise BlockedBatchError(f"{batch}: kept out of the lake: {reason}")
+            reports.append(opened.ingest(batch, source=source))
+    return reports
+
+
+@contextmanager
+def staged_input(batch: BronzeBatch) -> Iterator[Path]:
+    """The batch's raw input as a flat folder of links (what the pseudonymiser and the scan read)."""
+    with tempfile.TemporaryDirectory(prefix="fhirlake-stage-") as tmp:
+        yield _stage_input(batch, Path(tmp) / "input")
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _work_folder(target: Path) -> Iterator[Path]:
+    """A hidden folder beside ``target``, renamed to it on success and removed on failure."""
+    if target.exists():
+        raise ConfigurationError(f"{target}: already exists")
+    work = target.with_name(f".{target.name}.work-{os.getpid()}-{time.monotonic_ns()}")
+    work.mkdir(parents=True)
+    try:
+        yield work
+        work.rename(target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

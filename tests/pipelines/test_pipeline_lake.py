@@ -1,0 +1,37 @@
+"""The ``pipeline_lake`` fixture's contract: what the notebooks and other areas rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import fhirlake
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_lake_holds_both_sources_pseudonymised(pipeline_lake: Path) -> None:
+    reports = sorted(pipeline_lake.glob("pseudonymised/*/*/privacy-report.json"))
+    assert [r.parts[-3] for r in reports] == ["site-a", "site-b"]
+    for report in reports:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        assert data["records"]["balanced"] and data["records"]["out"] > 0
+        assert (report.parent / "quarantine.jsonl").is_file() and (report.parent / "manifest.json").is_file()
+    with fhirlake.connect(pipeline_lake) as lake:
+        per_source = dict(lake.sql("SELECT _source, count(*) FROM gold.patient GROUP BY ALL").iter_rows())
+        assert per_source == {"site-a": 12, "site-b": 12}
+        tables = set(lake.tables()["name"])
+        assert {"gold.patient", "gold.condition", "gold.observation", "silver.Patient"} <= tables
+
+
+def test_pipeline_lake_gold_carries_no_raw_patient_ids(pipeline_lake: Path) -> None:
+    raw_ids = set()
+    for site in ("site-a", "site-b"):
+        for line in (pipeline_lake / "_demo" / "hospitals" / site / "Patient.ndjson").read_text().splitlines():
+            raw_ids.add(json.loads(line)["id"])
+    with fhirlake.connect(pipeline_lake) as lake:
+        gold_ids = set(lake.sql("SELECT patient_id FROM gold.patient")["patient_id"])
+    assert len(gold_ids) == 24
+    assert not raw_ids & gold_ids
