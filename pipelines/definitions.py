@@ -34,7 +34,7 @@ def build_definitions(settings: PipelineSettings, *, pseudonymizer: Pseudonymize
             "lake": LakeResource(root=str(settings.lake)),
             "sources": SourcesResource(
                 sources_file=str(settings.sources_file) if settings.sources_file else None,
-                file_sources=settings.file_sources, drop_dir=str(settings.drop_dir)),
+                file_sources=list(settings.file_sources), drop_dir=str(settings.drop_dir)),
             "pseudonymizer": pseudonymizer or PseudonymizerResource(key=dg.EnvVar(KEY_ENV)),
         },
     )

@@ -38,7 +38,7 @@ class SourcesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Where each source's data comes from: a Bulk Data server (the sources YAML) or the drop folder."""
 
     sources_file: str | None = None
-    file_sources: tuple[str, ...] = ()
+    file_sources: list[str]
     drop_dir: str
 
     def is_file_source(self, name: str) -> bool:
