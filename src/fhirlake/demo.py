@@ -171,7 +171,7 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
         console.print(f"   Dagster UI (the demo's runs):  DAGSTER_HOME={dagster_home} "
                       f"FHIRLAKE_SOURCES={result.lake / '_demo' / 'sources.yaml'} {env}dagster dev  "
                       "→ http://127.0.0.1:3000", highlight=False, soft_wrap=True)
-    console.print(f"   notebooks:  {env}jupyter lab notebooks/   (pip install -e '.[notebooks]')", highlight=False)
+    console.print(f"   notebooks:  {env}jupyter lab notebooks/   (pip install -e '.\\[notebooks]')", highlight=False)
     console.print(f"   MCP server: {env}python -m fhirlake mcp", highlight=False)
     console.print(f"   SQL:        {env}python -m fhirlake sql \"SELECT gender, count(*) FROM gold.patient GROUP BY ALL\"",
                   highlight=False, soft_wrap=True)
@@ -203,12 +203,12 @@ def demo_command(patients: int, seed: int, lake: Path | None, no_text: bool) -> 
     """Run the whole chain (synth → Bulk export → pseudonymise → lake) through Dagster and summarise it."""
     console = Console(soft_wrap=True)
     root = lake or _default_lake()
+    prepare_lake(root)  # refuse early, before any work
     key = os.environ.get(_KEY_ENV, "").strip()
     if not key:
         key = secrets.token_hex(32)
         console.print(f"{_KEY_ENV} is not set: using a random key for this demo run only (not saved; "
                       "pseudonyms will differ from run to run)")
-    prepare_lake(root)  # refuse early, before any work
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     result = build_demo_lake(root, patients=patients, seed=seed, key=key, text=not no_text,
                              instance=_dagster_instance(home), console=console)
