@@ -10,14 +10,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
-import fhirlake
-from fhirlake.bulk import load_sources
-from pipelines import stages
 from pipelines.definitions import build_definitions
 from pipelines.resources import PseudonymizerResource
 from pipelines.run import run_sources
 from pipelines.settings import PROJECT_ROOT, PipelineSettings
+
+import fhirlake
+from fhirlake.bulk import load_sources
+from pipelines import stages
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 
