@@ -29,7 +29,12 @@ def connect(
     lake: str | Path | None = None, *, as_of: int | str | datetime | None = None, read_only: bool = True,
     views: str | Path | None = None,
 ) -> Lake:
-    """Open a lake: ``lake`` is a folder or URI (default ``$FHIRLAKE_LAKE``, else ``./.fhirlake``).
+    """Open a lake: ``lake`` is a folder or URI.
+
+    With no ``lake``, the lake is ``$FHIRLAKE_LAKE``; else ``./.fhirlake`` if it exists; else the
+    nearest ``.fhirlake`` folder in a parent of the working directory, like git finding its
+    repository (so a notebook whose working directory is ``notebooks/`` opens the project's demo
+    lake); else ``./.fhirlake``, where a writable connection creates a new lake.
 
     ``as_of`` (a snapshot id, an export id, or an ISO time) opens the lake as it was then, for
     reproducible research. ``read_only=False`` allows :meth:`Lake.ingest` and :meth:`Lake.build`

@@ -28,9 +28,19 @@ DEFAULT_LAKE = ".fhirlake"
 _LOCK = "_fhirlake/lock"
 
 
-def default_root() -> str:
-    """``$FHIRLAKE_LAKE``, else ``./.fhirlake``."""
-    return os.environ.get("FHIRLAKE_LAKE") or DEFAULT_LAKE
+def default_root(cwd: Path | None = None) -> str:
+    """The lake to use when none is named: ``$FHIRLAKE_LAKE``; else ``./.fhirlake`` if it exists;
+    else the nearest ``.fhirlake`` folder in a parent of the working directory (as git finds its
+    repository), so a notebook running in ``notebooks/`` opens the project's lake; else
+    ``./.fhirlake`` (where a new lake is created)."""
+    configured = os.environ.get("FHIRLAKE_LAKE")
+    if configured:
+        return configured
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_LAKE).is_dir():
+            return str(folder / DEFAULT_LAKE)
+    return DEFAULT_LAKE
 
 
 @dataclass(frozen=True)
