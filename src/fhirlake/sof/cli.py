@@ -66,6 +66,32 @@ def sql_command(view: str, source: Path | None) -> None:
     click.echo(compiled.sql(relation))
 
 
+@view_group.command("dictionary")
+@click.option("--out", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the Markdown here (docs/data-dictionary.md) instead of printing it.")
+@click.option("--check", is_flag=True, help="Exit 1 if --out differs from a fresh generation (for CI).")
+def dictionary_command(output: Path | None, check: bool) -> None:
+    """The data dictionary of the view library (every gold table and column), as Markdown."""
+    # Imported here: the dictionary includes what the lake adds (_source, derived columns).
+    from fhirlake.lake.dictionary import REGENERATE, data_dictionary
+
+    text = data_dictionary()
+    if output is None:
+        if check:
+            raise click.UsageError("--check compares with a file: give --out PATH")
+        click.echo(text, nl=False)
+    elif check:
+        current = output.read_text(encoding="utf-8") if output.is_file() else ""
+        if current != text:
+            click.echo(f"{output} is out of date; regenerate it with: {REGENERATE}", err=True)
+            raise SystemExit(1)
+        click.echo(f"{output} is current")
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
 def print_table(console: Console, title: str, table: pa.Table, limit: int) -> None:
     """Print the first ``limit`` rows of an Arrow table, as polars shows a DataFrame."""
     import polars as pl
