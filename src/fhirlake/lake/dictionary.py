@@ -23,7 +23,7 @@ from fhirlake.lake._catalog import DERIVED
 from fhirlake.lake._duck import parquet
 from fhirlake.lake._gold import HIDDEN_COLUMNS
 from fhirlake.lake._silver import SILVER_COLUMNS, SILVER_DESCRIPTIONS
-from fhirlake.sof.compiler import compile_view
+from fhirlake.sof.compiler import CompiledView, compile_view
 from fhirlake.sof.library import view_files
 from fhirlake.sof.model import ViewDefinition, load_view
 
@@ -63,10 +63,10 @@ def dictionary_tables(folder: Path | None = None) -> list[DictionaryTable]:
 
 def _table(path: Path, view: ViewDefinition) -> DictionaryTable:
     compiled = compile_view(view)
+    types = _view_types(compiled)
     columns = [
         DictionaryColumn(
-            name=out.column.name,
-            sql_type=_catalog_type(out.sql_type + ("[]" if out.column.collection and not out.sql_type.endswith("]") else "")),
+            name=out.column.name, sql_type=types[out.column.name],
             origin=(out.column.type or "") + (" (collection)" if out.column.collection else ""),
             description=out.column.description or "",
         )
@@ -80,9 +80,18 @@ def _table(path: Path, view: ViewDefinition) -> DictionaryTable:
     )
 
 
-def _catalog_type(sql_type: str) -> str:
-    """``sql_type`` spelled as DuckDB's catalog shows it (``TIMESTAMPTZ``: ``TIMESTAMP WITH TIME ZONE``)."""
-    return str(duckdb.sqltype(sql_type))
+def _view_types(compiled: CompiledView) -> dict[str, str]:
+    """The DuckDB type of each column of the view, from its query over an empty typed relation."""
+    empty = exp.select(*[exp.alias_(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), n, quoted=True)
+                         for n, t in compiled.read_columns.items()]).where(exp.false()).subquery()
+    return _types(compiled.query(empty))
+
+
+def _types(select: exp.Select) -> dict[str, str]:
+    """The names and DuckDB types of ``select``'s columns, spelled as the catalog shows them."""
+    with duckdb.connect() as con:
+        relation = con.sql(select.sql(dialect="duckdb"))
+        return {name: str(sql_type) for name, sql_type in zip(relation.columns, relation.types, strict=True)}
 
 
 def _derived(table: str, columns: Sequence[DictionaryColumn]) -> list[DictionaryColumn]:
@@ -93,11 +102,9 @@ def _derived(table: str, columns: Sequence[DictionaryColumn]) -> list[Dictionary
         return []
     reference = datetime(2000, 1, 1)
     select = exp.select(*[exp.alias_(d.expression(reference), d.name, quoted=True) for d in found])
-    select = select.from_(parquet([], {n: present[n] for d in found for n in d.needs}))
-    with duckdb.connect() as con:
-        types = [str(t) for t in con.sql(select.sql(dialect="duckdb")).types]
-    return [DictionaryColumn(d.name, t, "derived in SQL from " + ", ".join(d.needs), d.description)
-            for d, t in zip(found, types, strict=True)]
+    types = _types(select.from_(parquet([], {n: present[n] for d in found for n in d.needs})))
+    return [DictionaryColumn(d.name, types[d.name], "derived in SQL from " + ", ".join(d.needs), d.description)
+            for d in found]
 
 
 def data_dictionary(folder: Path | None = None) -> str:
@@ -153,7 +160,8 @@ def _silver_section() -> list[str]:
 
 
 def _silver_columns() -> Iterable[tuple[str, str]]:
-    return ((n, _catalog_type(t)) for n, t in SILVER_COLUMNS.items() if n in SILVER_DESCRIPTIONS)
+    """Silver's shown columns, with their types spelled as the catalog shows them."""
+    return ((n, str(duckdb.sqltype(t))) for n, t in SILVER_COLUMNS.items() if n in SILVER_DESCRIPTIONS)
 
 
 def _first_sentence(text: str) -> str:
