@@ -19,7 +19,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-__all__ = ["connect_worker", "delta_safe", "files_view", "in_utc", "parquet", "quote", "render", "run", "tree"]
+__all__ = ["connect_worker", "delta_safe", "files_view", "in_utc", "parquet", "quote", "render", "run", "tree", "without_progress_bar"]
 
 _MEMORY_LIMIT = "600MB"
 
@@ -38,8 +38,14 @@ def connect_worker(temp_dir: Path) -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": os.environ.get("FHIRLAKE_MEMORY_LIMIT", _MEMORY_LIMIT), "threads": threads,
         "temp_directory": str(temp_dir)}
-    con = in_utc(duckdb.connect(":memory:", config=config))
-    run(con, "SET enable_progress_bar = false")
+    return without_progress_bar(in_utc(duckdb.connect(":memory:", config=config)))
+
+
+def without_progress_bar(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con``, printing no progress bar. Inside Jupyter without ipywidgets DuckDB starts with it
+    off and refuses to change the setting at all, so it is only switched off when it is on."""
+    if run(con, "SELECT current_setting('enable_progress_bar')")[0][0]:
+        run(con, "SET enable_progress_bar = false")
     return con
 
 

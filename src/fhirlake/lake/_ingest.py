@@ -39,7 +39,7 @@ from deltalake import DeltaTable
 
 from fhirlake.lake._catalog import catalog_tables, open_catalog, write_catalog
 from fhirlake.lake._delta import DataFile, DeltaFolder
-from fhirlake.lake._duck import connect_worker, delta_safe, files_view, run
+from fhirlake.lake._duck import connect_worker, delta_safe, files_view, run, without_progress_bar
 from fhirlake.lake._export import ExportFolder, read_export
 from fhirlake.lake._gold import (
     HIDDEN_COLUMNS,
@@ -383,7 +383,7 @@ class _Merge:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self.con.cursor()
-            run(cursor, "SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+            run(without_progress_bar(cursor), "SET TimeZone = 'UTC'")
             self._local.cursor = cursor
             self._cursors.append(cursor)
         return cursor
