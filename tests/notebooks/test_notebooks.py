@@ -40,7 +40,7 @@ def test_the_notebooks_are_there_and_listed() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_notebook_has_no_outputs(name: str) -> None:
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
     nbformat.validate(notebook)
     dirty = [i for i, cell in enumerate(notebook.cells)
              if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
@@ -73,7 +73,7 @@ def execute(name: str, lake: Path, kernel: str) -> nbformat.NotebookNode:
     """Run a copy of ``notebooks/<name>`` in ``notebooks/`` with ``FHIRLAKE_LAKE=lake``."""
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook: nbformat.NotebookNode = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
     saved = os.environ.get("FHIRLAKE_LAKE")
     os.environ["FHIRLAKE_LAKE"] = str(lake)
     try:
@@ -100,14 +100,20 @@ def executed(pipeline_lake: Path, kernel: str) -> dict[str, Any]:
     return {"runs": runs, "before": before, "after": fingerprint(pipeline_lake)}
 
 
-def outputs(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
+def outputs(notebook: nbformat.NotebookNode) -> list[Any]:
+    """The outputs of every code cell, in order."""
     return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
 
 
 def output_text(notebook: nbformat.NotebookNode) -> str:
     """All text the notebook showed (streams, results, errors), images left out."""
+    return shown(outputs(notebook))
+
+
+def shown(outs: list[Any]) -> str:
+    """The text of these outputs."""
     parts: list[str] = []
-    for out in outputs(notebook):
+    for out in outs:
         parts.append(out.get("text", ""))
         data = out.get("data", {})
         parts += [str(v) for k, v in data.items() if not k.startswith("image/")]
@@ -172,8 +178,7 @@ def test_cohort_study_on_a_larger_lake_draws_its_plots(demo_lake: Path, kernel: 
     finally:
         lake.close()
     assert f"{known_age} patients with a known age" in output_text(notebook)
-    table = next(t for t in map(output_text, [nbformat.from_dict({"cells": [{"cell_type": "code", "outputs": [o]}]})
-                                                for o in outputs(notebook)]) if "age_band" in t)
+    table = next(t for t in (shown([o]) for o in outputs(notebook)) if "age_band" in t)
     cells = [row.strip("│ ").split("┆") for row in table.splitlines() if row.startswith("│") and "┆" in row]
     header = [c.strip() for c in cells[0]]
     counts = [row[header.index(c)].strip() for row in cells[3:] for c in ("patients", "hypertension", "diabetes")]
