@@ -25,7 +25,6 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("fhirlake.pseudonymize.cli", "pseudonymize_command"),
     ("fhirlake.lake.cli", "lake_group"), ("fhirlake.lake.cli", "sql_command"),
     ("fhirlake.mcp_server.cli", "mcp_command"),
-    ("fhirlake.mcp_server.cli", "mcp_command"),
     ("fhirlake.access.cli", "access_group"), ("fhirlake.audit.cli", "audit_group"),
 )
 
