@@ -18,7 +18,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_is_clean() -> None:
     if shutil.which("ruff") is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    done = _run("ruff", "check", "src", "tests", "benchmarks", "pipelines")
+    done = _run("ruff", "check", "src", "tests", "benchmarks", "pipelines", "notebooks")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
