@@ -23,9 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+from deltalake import DeltaTable, write_deltalake
 
 import fhirlake
 from fhirlake.cohorts import CohortDefinition, Measure
+from fhirlake.lake._catalog import catalog_tables, write_catalog  # the lake's own catalog writer
 from fhirlake.serving import CohortService, DataScope, GoldReader, Trace
 from fhirlake.synth import generate
 
@@ -54,31 +56,38 @@ def build(folder: Path, patients: int) -> Path:
 
 
 def amplify(base: Path, folder: Path, copies: int) -> Path:
-    """A copy of ``base``'s lake whose gold files hold ``copies`` × its patients (distinct keys)."""
+    """A copy of ``base``'s lake whose gold tables hold ``copies`` × its patients (distinct keys).
+
+    Each gold Delta table is overwritten in the copy (a new Delta version, same partitioning) and the
+    catalog is rewritten by the lake's own catalog writer, so the large lake is a real lake: the
+    server reads it through the same views, files table and sandbox as any other.
+    """
     target = folder / "lake"
     if (target / "catalog.duckdb").exists():
         return target
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(base, target)
+    lake = fhirlake.connect(target, read_only=False)
     con = duckdb.connect()
-    catalog = target / "catalog.duckdb"
-    con.execute(f"ATTACH '{catalog}' AS lake")
-    for (view,) in con.execute("SELECT DISTINCT name FROM lake.fhirlake.tables WHERE layer = 'gold'").fetchall():
-        name = view.split(".")[1]
-        files = [f for (f,) in con.execute("SELECT file FROM lake.fhirlake.files WHERE name = ?", [view]).fetchall()]
-        if not files:
-            continue
-        out = target / "gold" / name / "amplified.parquet"
-        source = f"read_parquet([{', '.join(repr(f.removeprefix('file://')) for f in files)}])"
-        keys = [str(row[0]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall() if str(row[0]).endswith("_id")]
-        replace = ", ".join(f"{k} || '~' || n AS {k}" for k in keys)
-        con.execute(f"COPY (SELECT * REPLACE ({replace}) FROM {source}, range({copies}) r(n)) TO '{out}' (FORMAT parquet)")
-        definition = con.execute("SELECT sql FROM duckdb_views() WHERE database_name = 'lake' AND schema_name = 'gold' "
-                                 "AND view_name = ?", [name]).fetchall()[0][0]
-        start, end = definition.index("read_parquet("), definition.index(")", definition.index("read_parquet("))
-        con.execute(definition[:start] + f"read_parquet(['{out}'], hive_partitioning = false" + definition[end:]
-                    .replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
+    tables: dict[str, DeltaTable] = {}
+    for layer in ("silver", "gold"):
+        for path in sorted((target / layer).iterdir()):
+            table = DeltaTable(str(path))
+            if layer == "gold":
+                con.register("rows", table.to_pyarrow_dataset())
+                keys = [name for name in table.schema().to_arrow().names if name.endswith("_id") or name == "_resource_key"]
+                replace = ", ".join(f"{k} || '~' || n AS {k}" for k in keys)
+                amplified = con.sql(f"SELECT rows.* REPLACE ({replace}) FROM rows, range({copies}) r(n)")
+                write_deltalake(str(path), amplified.to_arrow_reader(), mode="overwrite",
+                                partition_by=table.metadata().partition_columns or None)
+                con.unregister("rows")
+                table = DeltaTable(str(path))
+            tables[f"{layer}/{path.name}"] = table
+    latest = lake.log.latest()
+    assert latest is not None, f"{base} has no snapshot"
+    write_catalog(lake.storage, catalog_tables(lake.storage, tables), latest, lake.log.snapshots())
     con.close()
+    lake.close()
     return target
 
 

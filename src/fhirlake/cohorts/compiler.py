@@ -102,11 +102,11 @@ class CohortCompiler:
             raise CohortError(f"the cohort definition nests deeper than {_MAX_DEPTH} levels")
         match node:
             case AllOf(criteria=items):
-                return exp.and_(*[self._criterion(c, index, names, depth + 1) for c in items])
+                return exp.and_(*[self._criterion(c, index, names, depth + 1) for c in items], copy=False)
             case AnyOf(criteria=items):
-                return exp.paren(exp.or_(*[self._criterion(c, index, names, depth + 1) for c in items]))
+                return exp.paren(exp.or_(*[self._criterion(c, index, names, depth + 1) for c in items], copy=False), copy=False)
             case NotCriterion(criterion=inner):
-                return exp.not_(exp.paren(self._criterion(inner, index, names, depth + 1)))
+                return exp.not_(exp.paren(self._criterion(inner, index, names, depth + 1), copy=False), copy=False)
             case Demographics():
                 return self._demographics(node, index)
             case CohortRef(name=name):
@@ -133,12 +133,12 @@ class CohortCompiler:
         if node.deceased is not None:
             parts.append(exp.EQ(this=exp.func("coalesce", _col("deceased", "p"), exp.false()),
                                 expression=exp.Boolean(this=node.deceased)))
-        return exp.and_(*parts) if parts else exp.true()
+        return exp.and_(*parts, copy=False) if parts else exp.true()
 
     def age(self, index: date) -> exp.Expr:
         """Age in completed years at ``index`` of the patient ``p`` (year difference for a year-only birth date)."""
         expression = tree(_AGE, index=exp.Literal.string(index.isoformat()))
-        return exp.paren(expression.transform(_qualify_patient))
+        return exp.paren(expression.transform(_qualify_patient, copy=False), copy=False)
 
     # ------------------------------------------------------------------------- events
 
@@ -171,7 +171,7 @@ class CohortCompiler:
         if window is not None:
             parts += self.window(_expression(source.when), window, index)
         select = exp.select(PK).from_(exp.table_(source.view, db="gold"))
-        return select.where(exp.and_(*parts)) if parts else select
+        return select.where(exp.and_(*parts, copy=False), copy=False) if parts else select
 
     @staticmethod
     def _value(value: ValueFilter) -> exp.Expr:
@@ -182,7 +182,7 @@ class CohortCompiler:
         else:
             test = _OPS[value.op](this=column, expression=exp.Literal.number(value.value))
         if value.unit is not None:
-            test = exp.and_(test, exp.EQ(this=_col("value_unit"), expression=exp.Literal.string(value.unit)))
+            test = exp.and_(test, exp.EQ(this=_col("value_unit"), expression=exp.Literal.string(value.unit)), copy=False)
         return test
 
     @staticmethod

@@ -127,7 +127,7 @@ class GoldReader:
             self._refresh()
             assert self._catalog is not None and self._con is not None
             scoped = scope_query(tree, scope, self._catalog, restriction)
-            sql = scoped.sql(dialect="duckdb", comments=False)
+            sql = scoped.sql(dialect="duckdb", comments=False, copy=False)  # scoped is already a new tree
             with self._deadline(self._con):
                 try:
                     relation = self._con.sql(sql)
