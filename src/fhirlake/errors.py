@@ -7,6 +7,7 @@ adds its own subclasses in its own package and maps lower-level errors at its bo
 
     FhirlakeError
     ├── ConfigurationError          a configuration file or setting is wrong
+    │   └── ConfigFileError         ... at a place in a file (names the file and the JSON pointer or key)
     ├── InputDataError              an input file holds a line that cannot be used
     └── (per area)
         ├── fhirlake.sof.errors.SofError
@@ -21,7 +22,7 @@ file, line or JSON pointer, and the reason.
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "FhirlakeError", "InputDataError"]
+__all__ = ["ConfigFileError", "ConfigurationError", "FhirlakeError", "InputDataError"]
 
 
 class FhirlakeError(Exception):
@@ -30,6 +31,21 @@ class FhirlakeError(Exception):
 
 class ConfigurationError(FhirlakeError):
     """A configuration file or setting is missing or invalid."""
+
+
+class ConfigFileError(ConfigurationError):
+    """A configuration file holds an invalid entry.
+
+    ``path`` names the file, ``pointer`` the entry (a JSON pointer, or a dotted key; empty for
+    the whole file) and ``reason`` what is wrong: ``<file>: <pointer>: <reason>``.
+    """
+
+    def __init__(self, path: str, pointer: str, reason: str) -> None:
+        self.path = path
+        self.pointer = pointer
+        self.reason = reason
+        where = f"{path}: {pointer}" if pointer else path
+        super().__init__(f"{where}: {reason}")
 
 
 class InputDataError(FhirlakeError):

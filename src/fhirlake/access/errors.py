@@ -13,24 +13,17 @@ refused tool call (and an audit entry), the HTTP layer into a 401 or 403.
 
 from __future__ import annotations
 
-from fhirlake.errors import ConfigurationError, FhirlakeError
+from fhirlake.errors import ConfigFileError, FhirlakeError
 
 __all__ = ["AccessDenied", "AccessPolicyError"]
 
 
-class AccessPolicyError(ConfigurationError):
+class AccessPolicyError(ConfigFileError):
     """The access policy file is invalid.
 
     The message names the file, the JSON pointer of the offending entry and the reason, e.g.
     ``access-policy.yaml: /clients/2/networks/0: '10.0.0.300/8' is not a CIDR network``.
     """
-
-    def __init__(self, path: str, pointer: str, reason: str) -> None:
-        self.path = path
-        self.pointer = pointer
-        self.reason = reason
-        where = f"{path}: {pointer}" if pointer else path
-        super().__init__(f"{where}: {reason}")
 
 
 class AccessDenied(FhirlakeError):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fhirlake.errors import ConfigurationError, FhirlakeError
+from fhirlake.errors import ConfigFileError, FhirlakeError
 
 __all__ = [
     "AuthError",
@@ -48,18 +48,16 @@ class BulkError(FhirlakeError):
     """Root of the errors the Bulk Data client raises."""
 
 
-class SourceConfigError(ConfigurationError):
+class SourceConfigError(ConfigFileError):
     """The sources file is missing, unreadable or holds an invalid value.
 
     The message reads ``<file>: <dotted key>: <reason>``.
     """
 
-    def __init__(self, path: str, key: str, reason: str) -> None:
-        self.path = path
-        self.key = key
-        self.reason = reason
-        where = f"{path}: {key}" if key else path
-        super().__init__(f"{where}: {reason}")
+    @property
+    def key(self) -> str:
+        """The dotted key of the offending value (the ``pointer`` of a sources file)."""
+        return self.pointer
 
 
 class _HttpError(BulkError):

@@ -14,25 +14,18 @@ A single bad resource is not an error of the run: it is quarantined (see
 
 from __future__ import annotations
 
-from fhirlake.errors import ConfigurationError, FhirlakeError
+from fhirlake.errors import ConfigFileError, ConfigurationError, FhirlakeError
 
 __all__ = ["PolicyError", "PseudonymKeyError", "PseudonymizeError", "RecordError"]
 
 
-class PolicyError(ConfigurationError):
+class PolicyError(ConfigFileError):
     """A policy (or its Presidio analyzer file) is invalid.
 
     The message names the file, the JSON pointer of the offending entry (with the rule's name
     when it has one) and the reason, e.g.
     ``anonymization/policy.yaml: /rules/4 (birth date)/method: unknown method 'hash'``.
     """
-
-    def __init__(self, path: str, pointer: str, reason: str) -> None:
-        self.path = path
-        self.pointer = pointer
-        self.reason = reason
-        where = f"{path}: {pointer}" if pointer else path
-        super().__init__(f"{where}: {reason}")
 
 
 class PseudonymKeyError(ConfigurationError):
