@@ -18,6 +18,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -190,18 +191,24 @@ class _Files:
 
 
 def _chunks(options: Options, workers: int) -> Iterator[_Chunk]:
+    """Rendered chunks in order, from this process or from a pool of worker processes.
+
+    The workers come from a fork server, not from a fork of this process: a fork copies the
+    caller's threads' locks and signal handlers (a notebook's, Dagster's, a test runner's), and
+    one inherited SIGTERM handler was enough to hang the pool's shutdown for ever.
+    """
     if workers <= 1:
         for chunk in range(options.chunks):
             yield _render_chunk(options, chunk)
         return
-    with multiprocessing.get_context().Pool(workers) as pool:
-        pending: deque[Any] = deque()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        pending: deque[Future[_Chunk]] = deque()
         submitted = 0
         while submitted < options.chunks or pending:
             while submitted < options.chunks and len(pending) < 2 * workers:
-                pending.append(pool.apply_async(_render_chunk_task, ((options, submitted),)))
+                pending.append(pool.submit(_render_chunk_task, (options, submitted)))
                 submitted += 1
-            yield pending.popleft().get()
+            yield pending.popleft().result()
 
 
 def manifest(options: Options, counts: dict[str, int], files: dict[str, Path]) -> dict[str, Any]:
