@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shutil
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,7 +38,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from fhirlake.cohorts import CohortDefinition
 from fhirlake.errors import ConfigurationError
+from fhirlake.serving import K_DEFAULT, CohortService, DataScope, GoldReader, Trace
+from fhirlake.serving.answers import BreakdownAnswer
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -47,6 +51,7 @@ __all__ = ["DEMO_MARKER", "DemoResult", "build_demo_lake", "demo_command"]
 DEMO_MARKER = ".fhirlake-demo"
 SITES = (("site-a", "en"), ("site-b", "fr"))
 _KEY_ENV = "FHIRLAKE_PSEUDONYM_KEY"
+_DIABETES = CohortDefinition.model_validate({"criteria": {"kind": "condition", "codes": ["44054006"]}})
 
 
 @dataclass
@@ -143,19 +148,18 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
 
     with fhirlake.connect(result.lake) as lake:
         tables = lake.tables()
-        cohort = lake.sql(
-            "SELECT p._source AS source, count(DISTINCT p.patient_id) AS patients "
-            "FROM gold.patient p JOIN gold.condition c ON c.patient_id = p.patient_id AND c._source = p._source "
-            "WHERE c.code = '44054006' GROUP BY ALL ORDER BY source")  # SNOMED CT 44054006: type 2 diabetes
     table = Table("table", "rows", "description", title="4. the lake (gold and silver)", title_justify="left")
     for name, layer, rows, *_rest, description in tables.iter_rows():
         if layer == "gold":
-            table.add_row(str(name), f"{rows:,}", str(description)[:70])
+            table.add_row(str(name), f"{rows:,}", textwrap.shorten(str(description), 70, placeholder=" …"))
     silver = tables.filter(tables["layer"] == "silver")
     table.add_row("silver.*", f"{int(silver['rows'].sum()):,}", f"{silver.height} resource types")
     console.print(table)
-    counts = ", ".join(f"{s}: {n}" for s, n in cohort.iter_rows()) or "none"
-    console.print(f"[bold]5. sample cohort[/bold]: patients with type 2 diabetes (SNOMED 44054006): {counts}")
+    answer = sample_cohort(result.lake)
+    by_source = ", ".join(f"{cell.dimensions['source']}: {cell.patients.shown}" for cell in answer.cells)
+    console.print(f"[bold]5. sample cohort[/bold], as the MCP server answers it: patients with type 2 diabetes "
+                  f"(SNOMED 44054006): {answer.total.shown}" + (f" ({by_source})" if by_source else "")
+                  + f"; counts under {K_DEFAULT} show as <{K_DEFAULT}", highlight=False)
     console.print("[bold]6. privacy report[/bold] (per source, from <lake>/pseudonymised/<source>/<export>/):")
     for report_path in sorted(result.lake.glob("pseudonymised/*/*/privacy-report.json")):
         report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -163,7 +167,7 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
         console.print(
             f"   {report_path.parts[-3]}: {report['patients']} patients, {records['in']:,} records in, "
             f"{records['out']:,} out, {records['quarantined']} quarantined; "
-            f"{sum(text_stats['entities_replaced'].values())} names/identifiers replaced in free text; "
+            f"{sum(text_stats['entities_replaced'].values()):,} names/identifiers replaced in free text; "
             f"key id {report['key_id']}", highlight=False)
     env = f"FHIRLAKE_LAKE={result.lake} " if result.lake.resolve() != _default_lake().resolve() else ""
     console.print("[bold]next[/bold]:")
@@ -175,6 +179,15 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
     console.print(f"   MCP server: {env}python -m fhirlake mcp", highlight=False)
     console.print(f"   SQL:        {env}python -m fhirlake sql \"SELECT gender, count(*) FROM gold.patient GROUP BY ALL\"",
                   highlight=False, soft_wrap=True)
+
+
+def sample_cohort(lake: Path) -> BreakdownAnswer:
+    """Patients with type 2 diabetes by source, through the MCP server's own service (suppressed, scoped)."""
+    reader = GoldReader(lake)
+    try:
+        return CohortService(reader).breakdown("demo", _DIABETES, ["source"], DataScope(), Trace())
+    finally:
+        reader.close()
 
 
 def _default_lake() -> Path:
