@@ -167,8 +167,9 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
         console.print(
             f"   {report_path.parts[-3]}: {report['patients']} patients, {records['in']:,} records in, "
             f"{records['out']:,} out, {records['quarantined']} quarantined; "
-            f"{sum(text_stats['entities_replaced'].values()):,} names/identifiers replaced in free text; "
-            f"key id {report['key_id']}", highlight=False)
+            + (f"{sum(text_stats['entities_replaced'].values()):,} names/identifiers replaced in free text; "
+               if text_stats["enabled"] else "free text redacted whole (--no-text); ")
+            + f"key id {report['key_id']}", highlight=False)
     env = f"FHIRLAKE_LAKE={result.lake} " if result.lake.resolve() != _default_lake().resolve() else ""
     console.print("[bold]next[/bold]:")
     if dagster_home is not None:
