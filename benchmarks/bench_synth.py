@@ -30,11 +30,6 @@ def _one(patients: int, workers: int, gzip: bool, out: Path) -> dict[str, float]
 
     before = os.times()
     report = generate(out, patients=patients, seed=1, workers=workers, gzip=gzip)
-    # The workers are children of multiprocessing's fork server: stop and reap it so that its
-    # workers' CPU time and peak RSS count in this process's RUSAGE_CHILDREN (private API, 3.8+).
-    from multiprocessing import forkserver
-
-    forkserver._forkserver._stop()
     after = os.times()
     cpu = sum(after[:4]) - sum(before[:4])  # user + system, this process and its workers
     raw_bytes = report.bytes_written

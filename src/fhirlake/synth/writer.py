@@ -193,15 +193,15 @@ class _Files:
 def _chunks(options: Options, workers: int) -> Iterator[_Chunk]:
     """Rendered chunks in order, from this process or from a pool of worker processes.
 
-    The workers come from a fork server, not from a fork of this process: a fork copies the
-    caller's threads' locks and signal handlers (a notebook's, Dagster's, a test runner's), and
-    one inherited SIGTERM handler was enough to hang the pool's shutdown for ever.
+    Workers are forked (so a plain script without a ``__main__`` guard works) and shut down by
+    the executor's sentinels: ``multiprocessing.Pool`` stopped its forked workers with SIGTERM,
+    and a SIGTERM handler inherited from the caller (a test runner's) hung that for ever.
     """
     if workers <= 1:
         for chunk in range(options.chunks):
             yield _render_chunk(options, chunk)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         pending: deque[Future[_Chunk]] = deque()
         submitted = 0
         while submitted < options.chunks or pending:
