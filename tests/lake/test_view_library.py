@@ -34,25 +34,3 @@ def _in_utc(frame: object) -> pl.DataFrame:
     """The same instants, whatever time zone name the producing connection gave them."""
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.col(pl.Datetime).dt.convert_time_zone("UTC"))
-
-
-def test_gold_files_hold_their_rows_in_code_order(synthetic: Path, tmp_path: Path) -> None:
-    """Rows in code order let DuckDB skip the row groups of other codes (min/max statistics)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from fhirlake.lake._gold import load_gold_views
-
-    lake = connect(tmp_path / "lake", read_only=False)
-    lake.ingest(synthetic, source="synth")
-    sorted_views = {v.name: v.sort_column for v in load_gold_views() if v.sort_column is not None}
-    assert sorted_views["observation"] == "code" and sorted_views["medication_request"] == "medication_code"
-    checked = 0
-    for view, column in sorted_views.items():
-        for (uri,) in lake.sql(f"SELECT file FROM fhirlake.files WHERE name = 'gold.{view}'").iter_rows():
-            values = pq.read_table(str(uri).removeprefix("file://"), columns=[column]).column(column)
-            present = values.filter(pc.is_valid(values)).to_pylist()
-            assert present == sorted(present), f"gold.{view}: {uri} is not in {column} order"
-            assert values.null_count == 0 or values[-1].as_py() is None, f"gold.{view}: nulls are not last"
-            checked += len(present)
-    assert checked > 100

@@ -27,7 +27,7 @@ from fhirlake.sof.runner import view_query
 __all__ = ["HIDDEN_COLUMNS", "GoldView", "load_gold_views"]
 
 #: Bump when the shape of gold rows changes, so every gold table is rebuilt once.
-_GOLD_FORMAT = "2"  # 2: rows in code order
+_GOLD_FORMAT = "1"
 VIEW_HASH_KEY = "fhirlake.view_sha"
 HIDDEN_COLUMNS = {
     "_resource_key": "The silver key (resource id) of the resource the row comes from.",
@@ -65,27 +65,10 @@ class GoldView:
     def description(self) -> str:
         return self.view.description or self.view.title or f"Rows of the {self.name} view."
 
-    @property
-    def sort_column(self) -> str | None:
-        """The column gold rows are written in order of: ``code``, else the first ``*_code`` column.
-
-        Questions filter on codes (an HbA1c, a diagnosis); with rows in code order each Parquet
-        row group holds a narrow range of codes, and its min/max statistics let DuckDB skip the
-        row groups of other codes (on 100,000 patients a cohort count reads a few row groups of
-        the observation table instead of all of them).
-        """
-        names = [c.name for c in self.view.columns]
-        return "code" if "code" in names else next((n for n in names if n.endswith("_code")), None)
-
     @cached_property
     def query_sql(self) -> str:
-        """The view over the ``changed_rows`` relation (silver-shaped rows with ``_year``), hidden columns
-        last, in :attr:`sort_column` order."""
-        query = view_query(self.compiled, exp.to_table("changed_rows"), carry=_CARRY)
-        if self.sort_column is not None:
-            query = exp.select(exp.Star()).from_(query.subquery("view_rows", copy=False), copy=False).order_by(
-                exp.Ordered(this=exp.column(self.sort_column, quoted=True), nulls_first=False), copy=False)
-        return query.sql(dialect="duckdb", copy=False)
+        """The view over the ``changed_rows`` relation (silver-shaped rows with ``_year``), hidden columns last."""
+        return view_query(self.compiled, exp.to_table("changed_rows"), carry=_CARRY).sql(dialect="duckdb", copy=False)
 
     def with_comments(self, schema: pa.Schema) -> pa.Schema:
         """``schema`` with each column's description as its ``comment`` (Spark shows it too)."""
