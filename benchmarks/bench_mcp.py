@@ -45,12 +45,16 @@ def build(folder: Path, patients: int) -> Path:
     lake_dir = folder / "lake"
     if (lake_dir / "catalog.duckdb").exists():
         return lake_dir
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(lake_dir, ignore_errors=True)
     lake = fhirlake.connect(lake_dir, read_only=False)
     half = patients // 2
     for source, seed in (("site-a", 7), ("site-b", 8)):
-        generate(folder / "exports" / source, patients=half, seed=seed, workers=2)
-        lake.ingest(folder / "exports" / source, source=source)
+        export = folder / "exports" / source
+        if not (export / "manifest.json").exists():  # written last: a complete export is reused
+            generate(export, patients=half, seed=seed, workers=2, overwrite=True)
+        started = time.perf_counter()
+        lake.ingest(export, source=source)
+        print(f"  ingested {source} ({half:,} patients) in {time.perf_counter() - started:.0f} s", flush=True)
     lake.close()
     return lake_dir
 

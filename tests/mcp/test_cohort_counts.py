@@ -90,6 +90,21 @@ def test_breakdown_measure_matches_sql(service: CohortService, truth: Lake) -> N
     assert cell.patients.count == expected[2]
 
 
+def test_breakdown_quartiles_by_sex_match_sql(service: CohortService, truth: Lake) -> None:
+    definition = cohort({"kind": "observation", "codes": ["4548-4"]})
+    answer = service.breakdown("t", definition, ["sex"], SCOPE, Trace(), measure=Measure(codes=["4548-4"], per_patient="max"))
+    expected = {row[0]: row[1:] for row in truth.sql(
+        "SELECT p.gender, count(*), quantile_cont(v, 0.25), median(v), quantile_cont(v, 0.75) FROM gold.patient p "
+        "JOIN (SELECT patient_id, max(value_quantity) v FROM gold.observation WHERE code = '4548-4' GROUP BY 1) "
+        "USING (patient_id) GROUP BY 1").iter_rows()}
+    shown = [cell for cell in answer.cells if cell.median is not None]
+    assert shown, "no cell was large enough to show its measure"
+    for cell in shown:
+        patients, p25, median, p75 = expected[cell.dimensions["sex"]]
+        assert cell.patients.count == patients
+        assert (cell.p25, cell.median, cell.p75) == pytest.approx((p25, median, p75), abs=1e-3)
+
+
 def test_breakdown_suppresses_small_cells_and_a_second_one(service: CohortService) -> None:
     answer = service.breakdown("t", cohort({"kind": "demographics"}), ["region"], SCOPE, Trace())
     hidden = [c for c in answer.cells if c.patients.suppressed]

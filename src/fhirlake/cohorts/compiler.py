@@ -2,9 +2,9 @@
 
 :meth:`CohortCompiler.patients` gives ``SELECT p.__fl_pk FROM gold.patient AS p WHERE ...``:
 one row per patient of the cohort. Event criteria become ``p.__fl_pk IN (SELECT __fl_pk FROM
-gold.<view> WHERE <codes> AND <window> ...)``. :meth:`CohortCompiler.breakdown` groups a
-cohort's patients by dimensions, with patient counts and a measure's mean, median and
-quartiles. The trees name gold views unscoped and use ``__fl_pk``, which only the scoped
+gold.<view> WHERE <codes> AND <window> ...)``. :meth:`CohortCompiler.breakdown_rows` gives a
+cohort's patients with their dimensions and a measure's value, for the serving layer to count
+and aggregate. The trees name gold views unscoped and use ``__fl_pk``, which only the scoped
 views carry: they are meant for :meth:`fhirlake.serving.reader.GoldReader.run`, which scopes them.
 """
 
@@ -202,38 +202,28 @@ class CohortCompiler:
 
     # ------------------------------------------------------------------------- breakdown
 
-    def breakdown(
+    def breakdown_rows(
         self, cohort: CohortDefinition, dimensions: Sequence[str], *, age_band_years: int = 10, measure: Measure | None = None
     ) -> exp.Select:
-        """Cells of the cohort by ``dimensions``: ``dims..., patients, with_value, mean, median, p25, p75``."""
+        """One row per patient of the cohort: ``__fl_pk, dims..., v`` (``v`` the measure's value, or null).
+
+        The caller counts the keys (the cohort's size, for the differencing guard) and aggregates
+        the cells from these rows, so the cohort is evaluated once per breakdown.
+        """
         index = self.index_date(cohort)
         unknown = [d for d in dimensions if d not in DIMENSIONS]
         if unknown:
             raise CohortError(f"unknown dimension {unknown[0]!r} (dimensions: {', '.join(DIMENSIONS)})")
         if "year" in dimensions and measure is None:
             raise CohortError("the 'year' dimension is the year of the measured value: give a measure")
-        per_patient = exp.select(_col(PK, "p")).from_(exp.table_("patient", db="gold", alias="p"))
-        per_patient = per_patient.where(exp.In(this=_col(PK, "p"), query=exp.Subquery(this=self.patients(cohort))))
+        rows = self.patients(cohort)
         for name in dimensions:
-            per_patient = per_patient.select(exp.alias_(self._dimension(name, index, age_band_years), name), copy=False)
+            rows = rows.select(exp.alias_(self._dimension(name, index, age_band_years), name), copy=False)
         if measure is not None:
-            per_patient = per_patient.join(exp.Subquery(this=self._measure(measure, index), alias=exp.TableAlias(this=exp.to_identifier("m"))),
-                                           on=exp.EQ(this=_col(PK, "m"), expression=_col(PK, "p")), join_type="LEFT")
-            per_patient = per_patient.select(exp.alias_(_col("v", "m"), "v"), copy=False)
-        else:
-            per_patient = per_patient.select(exp.alias_(exp.cast(exp.null(), "DOUBLE"), "v"), copy=False)
-        value = _col("v")
-        cells = exp.select(*[_col(d) for d in dimensions]).select(
-            exp.alias_(exp.Count(this=exp.Star()), "patients"),
-            exp.alias_(exp.Count(this=value.copy()), "with_value"),
-            exp.alias_(exp.func("avg", value.copy()), "mean"),
-            exp.alias_(exp.func("median", value.copy()), "median"),
-            exp.alias_(exp.func("quantile_cont", value.copy(), exp.Literal.number(0.25)), "p25"),
-            exp.alias_(exp.func("quantile_cont", value.copy(), exp.Literal.number(0.75)), "p75"),
-        ).from_(exp.Subquery(this=per_patient, alias=exp.TableAlias(this=exp.to_identifier("c"))))
-        if dimensions:
-            cells = cells.group_by(*[_col(d) for d in dimensions]).order_by(*[_col(d) for d in dimensions])
-        return cells
+            rows = rows.join(exp.Subquery(this=self._measure(measure, index), alias=exp.TableAlias(this=exp.to_identifier("m"))),
+                             on=exp.EQ(this=_col(PK, "m"), expression=_col(PK, "p")), join_type="LEFT", copy=False)
+            return rows.select(exp.alias_(_col("v", "m"), "v"), copy=False)
+        return rows.select(exp.alias_(exp.cast(exp.null(), "DOUBLE"), "v"), copy=False)
 
     def _dimension(self, name: str, index: date, band: int) -> exp.Expr:
         if name == "sex":

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 from sqlglot import exp
 
@@ -224,15 +226,17 @@ class CohortService:
         if len(set(dimensions)) != len(dimensions) or len(dimensions) > 3:
             raise QueryRefused("give at most 3 distinct dimensions")
         compiler = self.compiler(client)
-        keys = self._patient_keys(client, cohort, scope, trace)
+        tree = compiler.breakdown_rows(cohort, dimensions, age_band_years=age_band_years, measure=measure)
+        per_patient = self._run(tree, scope, trace, restriction=self._restriction(client, scope))
+        keys: Keys = np.unique(per_patient.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
+        self.history.check(client, keys)
         total = self.policy.count(len(keys))
         index = compiler.index_date(cohort).isoformat()
         if total.suppressed:
             trace.suppressed += 1
             return BreakdownAnswer(total=total, index_date=index, dimensions=list(dimensions), cells=[], suppressed_cells=0,
                                    note=self._note(True) + " The cohort itself is under k: no breakdown is shown.")
-        tree = compiler.breakdown(cohort, dimensions, age_band_years=age_band_years, measure=measure)
-        rows = self._run(tree, scope, trace, restriction=self._restriction(client, scope)).to_pylist()
+        rows = _cells(per_patient.drop_columns([PK]), dimensions)
         cells = {tuple(_text(r[d]) for d in dimensions): int(r["patients"]) for r in rows}
         hidden = secondary_suppression(cells, self.k) if dimensions else set()
         answers = []
@@ -340,6 +344,21 @@ class CohortService:
 
 def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _cells(per_patient: pa.Table, dimensions: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-patient rows (``dims..., v``) to one row per cell: patients, with_value and the value's
+    mean, median and quartiles (linear interpolation, as SQL's quantile_cont), in dimension order."""
+    value = pl.col("v")
+    aggregates = [pl.len().alias("patients"), value.count().alias("with_value"), value.mean().alias("mean"),
+                  value.median().alias("median"), value.quantile(0.25, "linear").alias("p25"),
+                  value.quantile(0.75, "linear").alias("p75")]
+    frame = pl.from_arrow(per_patient)
+    assert isinstance(frame, pl.DataFrame)
+    if not dimensions:
+        return frame.select(aggregates).to_dicts()
+    cells = frame.group_by(list(dimensions)).agg(aggregates)
+    return cells.sort(list(dimensions), nulls_last=True).to_dicts()
 
 
 def _text(value: object) -> str | None:
