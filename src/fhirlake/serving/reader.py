@@ -92,6 +92,7 @@ class GoldReader:
         statements = [
             "SET TimeZone = 'UTC'",
             "SET enable_progress_bar = false",
+            "SET parquet_metadata_cache = true",  # gold files never change in place: read each footer once
             f"ATTACH {literal(catalog).sql()} AS {_ATTACHED} (READ_ONLY)",
             f"USE {_ATTACHED}",
             "SET search_path = 'gold'",
