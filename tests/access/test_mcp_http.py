@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from fhirlake.access.serve import AccessControl
 from fhirlake.audit import AuditTrail, read_entries, verify_log
 from fhirlake.cli import main
 from fhirlake.mcp_server.http import build_http_app
-from fhirlake.mcp_server.server import build_server
+from fhirlake.mcp_server.server import TOOLS, build_server
 from fhirlake.serving import CohortService, GoldReader, SuppressionPolicy
 from mcp import ClientSession
 
@@ -103,21 +104,30 @@ def stack(demo_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     reader.close()
 
 
-async def _session_calls(stack: Stack, bearer: str, calls: list[tuple[str, dict[str, Any]]],
-                         forwarded: str | None = None) -> list[Any]:
+@asynccontextmanager
+async def _session(stack: Stack, bearer: str, forwarded: str | None = None) -> AsyncIterator[ClientSession]:
+    """An initialised MCP client session (the SDK's) over streamable HTTP with a bearer token."""
     headers = {"authorization": f"Bearer {bearer}"}
     if forwarded:
         headers["x-forwarded-for"] = forwarded
-    results = []
     async with (
         httpx2.AsyncClient(headers=headers, timeout=60) as http,
         streamable_http_client(stack.url, http_client=http) as (read, write),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
-        for tool, arguments in calls:
-            results.append(await session.call_tool(tool, arguments))
-    return results
+        yield session
+
+
+async def _session_calls(stack: Stack, bearer: str, calls: list[tuple[str, dict[str, Any]]],
+                         forwarded: str | None = None) -> list[Any]:
+    async with _session(stack, bearer, forwarded) as session:
+        return [await session.call_tool(tool, arguments) for tool, arguments in calls]
+
+
+async def _listed_tools(stack: Stack, bearer: str) -> list[str]:
+    async with _session(stack, bearer) as session:
+        return sorted(tool.name for tool in (await session.list_tools()).tools)
 
 
 def call(stack: Stack, client: str, *calls: tuple[str, dict[str, Any]], bearer: str | None = None,
@@ -193,6 +203,9 @@ def test_tools_and_views_outside_the_scope_are_refused(stack: Stack) -> None:
     assert "may not call count_cohort" in refusal(results[0])
     assert "condition" in refusal(results[1])
     assert [v["name"] for v in value(results[2])["views"]] == ["patient"]
+    # tools/list shows each client its own tools only
+    assert anyio.run(_listed_tools, stack, stack.tokens["north-narrow"]) == ["describe_view", "list_views", "run_aggregate_sql"]
+    assert anyio.run(_listed_tools, stack, stack.tokens["north-all"]) == sorted(TOOLS)
 
 
 # ---------------------------------------------------------------- level 4: cohort

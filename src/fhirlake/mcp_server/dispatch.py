@@ -10,7 +10,7 @@ whatever happened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +43,15 @@ class Dispatcher:
         self.resolver = resolver
         self.on_call = on_call
         self.transport = transport
+
+    def visible(self, tools: Sequence[str]) -> list[str]:
+        """The tools of ``tools`` the current caller may call (what ``tools/list`` shows it);
+        none for a caller the resolver turns away."""
+        try:
+            client = self.resolver(ResolveRequest(self.transport, get_access_token(), "tools/list"))
+        except QueryRefused:
+            return []
+        return [tool for tool in tools if client.allows(tool)]
 
     async def call(self, tool: str, arguments: Mapping[str, Any], work: Callable[[ClientContext, Trace], T]) -> T:
         """Run ``work(client, trace)`` for ``tool``; a refusal becomes a ToolError naming the rule."""

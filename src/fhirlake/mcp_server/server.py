@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
+from mcp.types import Tool as MCPTool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -100,12 +101,29 @@ class FhirlakeServer:
     dispatcher: Dispatcher
 
 
+class _ScopedMCPServer(MCPServer):
+    """An ``MCPServer`` whose ``tools/list`` shows each caller only the tools it may call.
+
+    A tool outside the caller's scope is still refused (and audited) if called by name; hiding
+    it keeps a model from planning with tools it cannot use.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dispatcher = dispatcher
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        visible = set(self.dispatcher.visible([tool.name for tool in tools]))
+        return [tool for tool in tools if tool.name in visible]
+
+
 def build_server(service: CohortService, options: ServerOptions | None = None) -> FhirlakeServer:
     """An ``MCPServer`` with the fhirlake tools, resources and prompt over ``service``."""
     options = options or ServerOptions()
-    mcp = MCPServer(options.name, instructions=_INSTRUCTIONS, token_verifier=options.token_verifier, auth=options.auth,
-                    log_level="WARNING")
     dispatcher = Dispatcher(options.resolver, options.on_call, options.transport)
+    mcp = _ScopedMCPServer(dispatcher, options.name, instructions=_INSTRUCTIONS, token_verifier=options.token_verifier,
+                           auth=options.auth, log_level="WARNING")
     _add_tools(mcp, service, dispatcher)
     _add_resources(mcp, service, dispatcher)
     mcp.prompt(name="explore_cohort", description="How to explore a cohort with the fhirlake tools, step by step.")(_explore_prompt)
