@@ -151,6 +151,12 @@ def test_cli(exports: Exports, views: Path, tmp_path: Path, capsys: pytest.Captu
     assert "gold.patient" in status and "watermark 2025-06-30T12:00:00+00:00" in status
     assert main(["sql", "SELECT count(*) AS n FROM gold.patient", "--lake", root]) == 0
     assert "6" in capsys.readouterr().out
+    assert main(["lake", "ingest", str(exports.incremental), "--source", "hospital-a", "--lake", root, "--views", str(views)]) == 0
+    capsys.readouterr()
+    assert main(["lake", "optimize", "--lake", root, "--views", str(views)]) == 0
+    assert "gold tables compacted" in capsys.readouterr().out
+    assert main(["lake", "optimize", "--lake", root, "--views", str(views)]) == 0
+    assert "nothing to compact" in capsys.readouterr().out
     assert main(["sql", "SELECT * FROM nope", "--lake", root]) == 2
     assert "fhirlake: error:" in capsys.readouterr().err
 

@@ -17,7 +17,14 @@ Under one lake root (a folder, ``./.fhirlake`` by default, or an object-store UR
 
 from __future__ import annotations
 
-from fhirlake.lake._ingest import BuildReport, IngestReport, TypeCounts, ViewCounts
+from fhirlake.lake._ingest import (
+    BuildReport,
+    CompactCounts,
+    IngestReport,
+    OptimizeReport,
+    TypeCounts,
+    ViewCounts,
+)
 from fhirlake.lake._lake import Lake, LakeStatus, SourceStatus, TableDescription, connect
 from fhirlake.lake._log import Snapshot
 from fhirlake.lake.errors import (
@@ -32,6 +39,7 @@ from fhirlake.lake.errors import (
 
 __all__ = [
     "BuildReport",
+    "CompactCounts",
     "ExportFolderError",
     "IngestReport",
     "Lake",
@@ -39,6 +47,7 @@ __all__ = [
     "LakeError",
     "LakeNotFoundError",
     "LakeStatus",
+    "OptimizeReport",
     "ReadOnlyLakeError",
     "Snapshot",
     "SnapshotNotFoundError",

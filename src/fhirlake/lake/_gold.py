@@ -65,6 +65,17 @@ class GoldView:
     def description(self) -> str:
         return self.view.description or self.view.title or f"Rows of the {self.name} view."
 
+    @property
+    def sort_column(self) -> str | None:
+        """The column :meth:`Lake.optimize` orders rows by: ``code``, else the first ``*_code`` column.
+
+        Questions filter on codes (an HbA1c, a diagnosis); with rows in code order each Parquet
+        row group holds a narrow range of codes, and its min/max statistics let DuckDB skip the
+        row groups of other codes.
+        """
+        names = [c.name for c in self.view.columns]
+        return "code" if "code" in names else next((n for n in names if n.endswith("_code")), None)
+
     @cached_property
     def query_sql(self) -> str:
         """The view over the ``changed_rows`` relation (silver-shaped rows with ``_year``), hidden columns last."""

@@ -38,8 +38,15 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
 from fhirlake.lake._catalog import catalog_tables, open_catalog, write_catalog
-from fhirlake.lake._delta import DataFile, DeltaFolder
-from fhirlake.lake._duck import connect_worker, delta_safe, files_view, run, without_progress_bar
+from fhirlake.lake._delta import PARTITION, DataFile, DeltaFolder
+from fhirlake.lake._duck import (
+    connect_worker,
+    delta_safe,
+    files_view,
+    quote,
+    run,
+    without_progress_bar,
+)
 from fhirlake.lake._export import ExportFolder, read_export
 from fhirlake.lake._gold import (
     HIDDEN_COLUMNS,
@@ -68,7 +75,7 @@ from fhirlake.lake._silver import (
 from fhirlake.lake._storage import Storage
 from fhirlake.lake.errors import LakeError
 
-__all__ = ["BuildReport", "IngestReport", "LakeWriter", "TypeCounts", "ViewCounts"]
+__all__ = ["BuildReport", "CompactCounts", "IngestReport", "LakeWriter", "OptimizeReport", "TypeCounts", "ViewCounts"]
 
 TOMBSTONES = "_fhirlake/tombstones"
 KILL_ENV = "FHIRLAKE_TEST_KILL_AT"
@@ -211,6 +218,35 @@ class BuildReport:
     seconds: float
 
 
+@dataclass(frozen=True)
+class CompactCounts:
+    """What :meth:`LakeWriter.optimize` did to one gold table."""
+
+    files_before: int
+    files_after: int
+    rows: int
+    partitions: int
+    sorted_by: str | None
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    """The outcome of :meth:`Lake.optimize`: the tables compacted and the snapshot recorded."""
+
+    snapshot_id: int | None
+    compacted: Mapping[str, CompactCounts]
+    seconds: float
+
+    def lines(self) -> list[str]:
+        """The report as text lines (what the CLI prints)."""
+        if not self.compacted:
+            return ["nothing to compact: every gold partition is one file in code order"]
+        out = [f"snapshot {self.snapshot_id}: {len(self.compacted)} gold tables compacted in {self.seconds:.1f} s"]
+        out += [f"  gold.{name}: {c.files_before} → {c.files_after} files in {c.partitions} partitions, {c.rows:,} rows"
+                + (f", by {c.sorted_by}" if c.sorted_by else "") for name, c in sorted(self.compacted.items())]
+        return out
+
+
 class LakeWriter:
     """Everything that changes a lake. One writer at a time (the lake's lock)."""
 
@@ -290,6 +326,38 @@ class LakeWriter:
                 snapshot = self.log.latest()
         return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started)
 
+    # --------------------------------------------------------------------------------- optimize
+
+    def optimize(self, *, only: Sequence[str] | None = None, force: bool = False) -> OptimizeReport:
+        """Compact gold tables: each partition's files rewritten as one (or a few) files, rows in code order.
+
+        Ingests add files per export and partition; a query pays a cost per file, and rows in
+        arrival order make every row group span every code. A partition is rewritten when it has
+        several files, or, once per table, when the table was never optimised (``force``: all of
+        them). Rows are only moved: the counts are checked, and the rewrite is one Delta version
+        per table and one snapshot; earlier snapshots still read their own files.
+        """
+        started = time.perf_counter()
+        with self.storage.lock():
+            self.storage.clean_work()
+            views = load_gold_views(self.views_folder)
+            if only:
+                unknown = sorted(set(only) - {v.name for v in views})
+                if unknown:
+                    raise LakeError(f"no view {', '.join(unknown)} in {self.views_folder or 'the view library'}")
+            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
+                merge = _Merge(self, con, work, None, None)
+                try:  # one table at a time: each sort has the memory limit to itself
+                    compacted = {view.name: counts for view in views if not only or view.name in only
+                                 if (counts := merge.compact_gold(view, force=force)) is not None}
+                finally:
+                    merge.close()
+            latest = self.log.latest()
+            # the data's reference time stays: derived columns (age, ...) must not move when rows are only moved
+            snapshot = self._record(views, merge.tables, kind="optimize", summary={"compacted": {n: vars(c) for n, c in compacted.items()}},
+                                    reference=latest.reference_time if latest else None) if compacted else None
+        return OptimizeReport(snapshot.id if snapshot else None, compacted, time.perf_counter() - started)
+
     # ------------------------------------------------------------------------------ bookkeeping
 
     def current_tables(self, views: Sequence[GoldView], opened: Mapping[str, DeltaTable | None] | None = None) -> dict[str, DeltaTable]:
@@ -309,13 +377,13 @@ class LakeWriter:
 
     def _record(
         self, views: Sequence[GoldView], opened: Mapping[str, DeltaTable | None], *, kind: str, source: str | None = None,
-        export: ExportFolder | None = None, summary: Mapping[str, object],
+        export: ExportFolder | None = None, summary: Mapping[str, object], reference: datetime | None = None,
     ) -> Snapshot:
         tables = self.current_tables(views, opened)
         snapshot = self.log.append(
             kind=kind, tables={name: table.version() for name, table in tables.items()},
             views={v.name: v.sha for v in views}, source=source, export_id=export.export_id if export else None,
-            transaction_time=export.transaction_time if export else None, summary=summary,
+            transaction_time=export.transaction_time if export else reference, summary=summary,
         )
         _checkpoint("snapshot")
         write_catalog(self.storage, catalog_tables(self.storage, tables), snapshot, self.log.snapshots())
@@ -485,6 +553,36 @@ class _Merge:
         self._commit(folder, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
         removed = sum(f.rows for f in rewrite) - sum(f.rows for f in kept)
         return ViewCounts(base.rows_removed + removed, base.rows_added + sum(f.rows for f in added), len(rewrite), base.rebuilt)
+
+    def compact_gold(self, view: GoldView, *, force: bool = False) -> CompactCounts | None:
+        """Rewrite the partitions of a gold table that need it (see :meth:`LakeWriter.optimize`); None if none do."""
+        folder = DeltaFolder(self.storage, view.table)
+        table = self.table(view.table)
+        if table is None or not view.built_by_this_view(table):
+            return None  # missing, or built by another definition of the view: `fhirlake lake build` first
+        files = folder.files(table)
+        partitions: dict[int | None, list[DataFile]] = {}
+        for file in files:
+            partitions.setdefault(file.partition, []).append(file)
+        never = force or not any(c.get("fhirlake.operation") == "optimize" for c in table.history())
+        chosen = {year: group for year, group in partitions.items() if never or len(group) > 1}
+        if not chosen:
+            return None
+        order = f" ORDER BY {quote(view.sort_column)} NULLS LAST" if view.sort_column else ""
+        removed: list[DataFile] = []
+        added: list[DataFile] = []
+        for year, group in sorted(chosen.items(), key=lambda item: (item[0] is None, item[0] or 0)):
+            files_view(self.cursor(), "compact_rows", [folder.file_uri(f) for f in group], {})
+            written = self._write(folder, f"SELECT *, CAST($year AS INTEGER) AS {quote(PARTITION)} FROM compact_rows{order}",
+                                  ROWS_PER_GROUP, {"year": year})
+            if sum(f.rows for f in written) != sum(f.rows for f in group):
+                raise LakeError(f"gold.{view.name}: compacting partition {year} wrote {sum(f.rows for f in written)} rows "
+                                f"for {sum(f.rows for f in group)}: nothing was committed")
+            removed += group
+            added += written
+        self._commit(folder, None, add=added, remove=removed,
+                     metadata={**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "optimize"})
+        return CompactCounts(len(removed), len(added), sum(f.rows for f in added), len(chosen), view.sort_column)
 
     def _changed_rows(self, plan: Plan) -> None:
         """The ``changed_rows`` temp view: the staged rows of the plan's changed resources."""
