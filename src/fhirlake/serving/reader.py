@@ -35,6 +35,8 @@ from fhirlake.serving.scoping import scope_query
 __all__ = ["GoldReader", "QueryResult"]
 
 _ATTACHED = "lake"
+# errors that describe the query and the schema, never a row: their text may reach the client
+_DESCRIBES_THE_QUERY = (duckdb.ParserException, duckdb.SyntaxException, duckdb.BinderException, duckdb.CatalogException)
 
 
 @dataclass(frozen=True)
@@ -132,11 +134,16 @@ class GoldReader:
             with self._deadline(self._con):
                 try:
                     relation = self._con.sql(sql)
+                except duckdb.InterruptException as exc:
+                    raise QueryTimeout(f"the query ran past the {self.timeout_seconds:g} s limit") from exc
+                except duckdb.Error as exc:
+                    raise _refusal(exc, binding=True) from exc
+                try:
                     table = relation.to_arrow_table() if max_rows is None else relation.limit(max_rows).to_arrow_table()
                 except duckdb.InterruptException as exc:
                     raise QueryTimeout(f"the query ran past the {self.timeout_seconds:g} s limit") from exc
                 except duckdb.Error as exc:
-                    raise QueryRefused(f"the query failed: {_first_line(exc)}") from exc
+                    raise _refusal(exc, binding=False) from exc
             return QueryResult(table, sql)
 
     @contextmanager
@@ -154,6 +161,22 @@ class GoldReader:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+
+
+def _refusal(exc: duckdb.Error, *, binding: bool) -> QueryRefused:
+    """The refusal for a failed query, quoting DuckDB's text only when it cannot hold row values.
+
+    Parser, binder and catalog errors raised while binding describe the query and the schema,
+    and help the client fix its SQL. Any other error (a conversion, invalid input, out of
+    range, anything raised while running) can quote the value that failed, e.g. "Could not
+    convert string '<patient id>' to INT32": its text goes neither to the client nor to the
+    audit or the log, only its kind does.
+    """
+    if binding and isinstance(exc, _DESCRIBES_THE_QUERY):
+        return QueryRefused(f"the query failed: {_first_line(exc)}")
+    kind = type(exc).__name__.removesuffix("Exception").removesuffix("Error") or "runtime"
+    return QueryRefused(f"the query failed while running (a DuckDB {kind} error); "
+                        "its text is withheld because it can quote row values")
 
 
 def _first_line(exc: BaseException) -> str:
