@@ -7,6 +7,8 @@
   cron time (stopped until turned on in the UI or with ``dagster schedule start``);
 * ``drop_folder``: a sensor that starts ``incremental_export`` for a file source when a
   complete batch appears in ``<drop dir>/<source>/`` (one run per batch).
+
+The lake's upkeep (the weekly compaction) is in :mod:`pipelines.maintenance`.
 """
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 from pipelines.assets import build_assets
 from pipelines.automation import build_jobs, build_schedules, drop_folder_sensor
 from pipelines.checks import build_checks
+from pipelines.maintenance import optimize_lake, weekly_optimize
 from pipelines.resources import LakeResource, PseudonymizerResource, SourcesResource
 from pipelines.settings import PipelineSettings
 
@@ -27,8 +28,8 @@ def build_definitions(settings: PipelineSettings, *, pseudonymizer: Pseudonymize
     return dg.Definitions(
         assets=build_assets(partitions),
         asset_checks=build_checks(partitions, max_quarantine_rate=settings.max_quarantine_rate),
-        jobs=[full, incremental],
-        schedules=build_schedules(settings, incremental),
+        jobs=[full, incremental, optimize_lake],
+        schedules=[*build_schedules(settings, incremental), weekly_optimize(settings)],
         sensors=[drop_folder_sensor(settings, incremental)],
         resources={
             "lake": LakeResource(root=str(settings.lake)),

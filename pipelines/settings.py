@@ -36,7 +36,8 @@ _EXAMPLE_SOURCES = PROJECT_ROOT / "sources.example.yaml"
 class PipelineSettings:
     """The settings one code location is built with (see the module docstring).
 
-    ``nightly_cron`` and ``timezone`` drive the nightly incremental export of each Bulk source;
+    ``nightly_cron`` and ``timezone`` drive the nightly incremental export of each Bulk source,
+    ``optimize_cron`` the weekly compaction of the gold tables;
     ``max_quarantine_rate`` is the share of records pseudonymisation may reject before the
     blocking check stops the source; ``drop_interval`` is how often (seconds) the sensor looks
     at the drop folder.
@@ -48,6 +49,7 @@ class PipelineSettings:
     file_sources: tuple[str, ...] = ()
     drop_dir: Path
     nightly_cron: str = "0 2 * * *"
+    optimize_cron: str = "0 4 * * 0"
     timezone: str = "UTC"
     max_quarantine_rate: float = 0.01
     drop_interval: int = 60
@@ -90,6 +92,7 @@ class PipelineSettings:
             file_sources=file_sources,
             drop_dir=here / drop if drop else lake / "drop",
             nightly_cron=env.get("FHIRLAKE_NIGHTLY_CRON", cls.nightly_cron),
+            optimize_cron=env.get("FHIRLAKE_OPTIMIZE_CRON", cls.optimize_cron),
             timezone=env.get("FHIRLAKE_TIMEZONE", cls.timezone),
             max_quarantine_rate=_rate(env.get("FHIRLAKE_MAX_QUARANTINE_RATE")),
         )

@@ -54,7 +54,8 @@ def test_code_location_has_the_graph_jobs_schedules_and_sensor(tmp_path: Path, s
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     views = {p.stem for p in (PROJECT_ROOT / "sql_on_fhir_views").glob("*.json")}
     assert keys == {"bronze", "pseudonymised", "silver", "catalog"} | {f"gold/{v}" for v in views}
-    assert {s.name for s in repo.schedule_defs} == {"nightly_site_a", "nightly_site_b"}
+    assert {s.name for s in repo.schedule_defs} == {"nightly_site_a", "nightly_site_b", "weekly_optimize"}
+    assert repo.get_schedule_def("weekly_optimize").job_name == "optimize_lake"
     schedule = repo.get_schedule_def("nightly_site_b")
     request = schedule.evaluate_tick(dg.build_schedule_context(repository_def=repo))
     assert [r.partition_key for r in request.run_requests or []] == ["site-b"]
@@ -77,6 +78,12 @@ def test_chain_runs_per_source_and_rerun_is_idempotent(tmp_path: Path, servers: 
     with fhirlake.connect(settings.lake) as opened:
         assert len(opened.log.snapshots()) == snapshots  # nothing new merged
     assert len(stages.pseudonymised_batches(settings.lake, "site-a")) == 1
+    # the weekly compaction: one new snapshot, the same rows
+    optimized = defs.resolve_job_def("optimize_lake").execute_in_process(raise_on_error=False)
+    assert optimized.success
+    assert _gold_counts(settings.lake) == counts
+    with fhirlake.connect(settings.lake) as opened:
+        assert [s.kind for s in opened.log.snapshots()][-1] == "optimize"
 
 
 def test_a_failing_source_does_not_block_the_others(tmp_path: Path, servers: dict[str, str], key: str) -> None:
