@@ -11,11 +11,17 @@
   like return one person's value); aggregate arguments must be plain columns, so a condition
   cannot single one person out inside a large group;
 * key columns (``patient_id``, ``*_id``) shown, grouped or ordered by: they may only be counted
-  or used in filters and joins; ``SELECT *``.
+  or used in filters and joins; ``SELECT *``;
+* joins other than inner joins with ON or USING (outer, cross, comma, natural, semi/anti,
+  asof, positional); ROLLUP, CUBE and GROUPING SETS; a LIMIT or OFFSET that is not a number.
 
 Comments are dropped (the tree is regenerated). The prepared tree gets one
-``count(DISTINCT <table>.__fl_pk)`` column per table of its FROM, which the server checks
-against k for every row: the query's text cannot vouch for its own aggregation.
+``count(DISTINCT <table>.__fl_pk)`` column per table of its FROM, and one
+``count(DISTINCT CASE WHEN <column> IS NOT NULL THEN <table>.__fl_pk END)`` per aggregate over
+a column, which the server checks against k for every row: the query's text cannot vouch for
+its own aggregation. It also gets one ``__fl_g<i>`` column per GROUP BY expression, the
+dimensions the server keys cells by for secondary suppression, and loses its LIMIT/OFFSET,
+which the server applies to the rows left after suppression.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from fhirlake.serving.catalog import GoldCatalog, is_key_column
 from fhirlake.serving.errors import QueryRefused
 from fhirlake.serving.scoping import PATIENT_KEY
 
-__all__ = ["K_COLUMN_PREFIX", "MAX_SQL_LENGTH", "PreparedQuery", "prepare"]
+__all__ = ["DIMENSION_PREFIX", "K_COLUMN_PREFIX", "MAX_SQL_LENGTH", "PreparedQuery", "prepare"]
 
 MAX_SQL_LENGTH = 20_000
 K_COLUMN_PREFIX = "__fl_k"
+DIMENSION_PREFIX = "__fl_g"
 
 _AGGREGATES = {"Count", "Sum", "Avg", "Median", "Quantile", "QuantileCont", "PercentileCont", "Stddev", "StddevSamp",
                "StddevPop", "Variance", "VariancePop", "CountIf"} - {"CountIf"}
@@ -51,11 +58,17 @@ _QUANTILE_RANGE = (0.05, 0.95)
 
 @dataclass(frozen=True)
 class PreparedQuery:
-    """A checked query, with ``k_columns`` (distinct patients per table) added to its SELECT."""
+    """A checked query, with ``k_columns`` (distinct patients per table and per aggregate) and
+    ``dimensions`` (one per GROUP BY expression) added to its SELECT; ``tables`` are the aliases
+    of its FROM and JOINs; ``limit`` and ``offset`` are applied by the server after suppression."""
 
     tree: exp.Select
     k_columns: tuple[str, ...]
     grouped: bool
+    dimensions: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
 
 
 def prepare(sql: str, catalog: GoldCatalog) -> PreparedQuery:
@@ -72,13 +85,18 @@ def prepare(sql: str, catalog: GoldCatalog) -> PreparedQuery:
     if not isinstance(select, exp.Select):
         raise QueryRefused(f"only a SELECT is allowed, not {select.key.upper()}")
     _check(select, catalog)
-    return _with_k_columns(select)
+    return _with_k_columns(select, catalog)
 
 
 def _check(select: exp.Select, catalog: GoldCatalog) -> None:
     for node in select.walk():
         if isinstance(node, exp.With | exp.SetOperation | exp.Window | exp.Lateral | exp.Unnest | exp.Pivot):
             raise QueryRefused(f"{node.key.upper()} is not allowed in run_aggregate_sql")
+        if isinstance(node, exp.Rollup | exp.Cube | exp.GroupingSets):
+            raise QueryRefused("ROLLUP, CUBE and GROUPING SETS are not allowed: their subtotal rows give away small cells "
+                               "by subtraction; use a plain GROUP BY")
+        if isinstance(node, exp.Join):
+            _check_join(node)
         if isinstance(node, exp.Identifier) and node.name.lower().startswith("__fl"):
             raise QueryRefused(f"{node.name!r} is reserved")
         if isinstance(node, exp.Table):
@@ -92,6 +110,19 @@ def _check(select: exp.Select, catalog: GoldCatalog) -> None:
             _check_function(node)
         elif isinstance(node, exp.Column):
             _check_column(node, select)
+
+
+def _check_join(join: exp.Join) -> None:
+    """Only inner joins with ON or USING: an outer join keeps unmatched rows (a patient can
+    change one table's set without changing the others'), a cross join pairs every row."""
+    side, kind, method = join.side.upper(), join.kind.upper(), join.method.upper()
+    if side in ("LEFT", "RIGHT", "FULL") or kind == "OUTER":
+        raise QueryRefused(f"{side or kind} JOIN is not allowed: outer joins can change one table's patients unnoticed; "
+                           "use an inner JOIN ... ON (or USING)")
+    if kind == "CROSS" or (not kind and not method and not join.args.get("on") and not join.args.get("using")):
+        raise QueryRefused("CROSS joins (and comma-separated FROM lists) are not allowed: use an inner JOIN ... ON (or USING)")
+    if kind not in ("", "INNER") or method:
+        raise QueryRefused(f"{method or kind} JOIN is not allowed: use an inner JOIN ... ON (or USING)")
 
 
 def _check_table(table: exp.Table, catalog: GoldCatalog) -> None:
@@ -165,25 +196,122 @@ def _in_filter(node: exp.Expr, root: exp.Select) -> bool:
     return False
 
 
-def _with_k_columns(select: exp.Select) -> PreparedQuery:
-    tables = []
+def _with_k_columns(select: exp.Select, catalog: GoldCatalog) -> PreparedQuery:
+    """Add the k columns (patients per table, and per aggregate) and the grouping dimensions;
+    take LIMIT/OFFSET off the tree (the server applies them after suppression)."""
     from_ = select.args.get("from_") or select.args.get("from")
     if not isinstance(from_, exp.From):
         raise QueryRefused("the query must read from a gold view")
-    tables.append(from_.this)
-    tables += [join.this for join in select.args.get("joins") or []]
-    names = []
+    tables = [from_.this, *(join.this for join in select.args.get("joins") or [])]
+    if not all(isinstance(table, exp.Table) for table in tables):
+        raise QueryRefused("only gold views can be joined")
+    views = {table.alias_or_name: table.name for table in tables}
+    limit, offset = _literal_count(select, "limit"), _literal_count(select, "offset")
     prepared = select.copy()
     prepared.set("limit", None)
-    for position, table in enumerate(tables):
-        if not isinstance(table, exp.Table):
-            raise QueryRefused("only gold views can be joined")
-        name = f"{K_COLUMN_PREFIX}{position}"
-        counted = exp.Count(this=exp.Distinct(expressions=[exp.column(PATIENT_KEY, table=table.alias_or_name)]))
-        prepared = prepared.select(exp.alias_(counted, name), copy=False)
+    prepared.set("offset", None)
+    counted: list[exp.Expr] = [exp.column(PATIENT_KEY, table=alias) for alias in views]
+    counted += _aggregate_patients(select, views, catalog)
+    names: list[str] = []
+    seen: set[str] = set()
+    for expression in counted:
+        text = expression.sql(dialect="duckdb")
+        if text in seen:
+            continue
+        seen.add(text)
+        name = f"{K_COLUMN_PREFIX}{len(names)}"
+        prepared.select(exp.alias_(exp.Count(this=exp.Distinct(expressions=[expression])), name), copy=False)
         names.append(name)
-    limit = select.args.get("limit")
-    if limit is not None:
-        prepared.set("limit", limit.copy())
-    grouped = bool(select.args.get("group"))
-    return PreparedQuery(prepared, tuple(names), grouped)
+    dimensions: list[str] = []
+    for position, expression in enumerate(_grouping(select, views, catalog)):
+        name = f"{DIMENSION_PREFIX}{position}"
+        prepared.select(exp.alias_(expression, name), copy=False)
+        dimensions.append(name)
+    return PreparedQuery(prepared, tuple(names), bool(select.args.get("group")), tuple(dimensions), tuple(views),
+                         limit, offset)
+
+
+def _literal_count(select: exp.Select, part: str) -> int | None:
+    """The integer of ``LIMIT n`` / ``OFFSET n`` (None when absent); anything else is refused."""
+    clause = select.args.get(part)
+    if clause is None:
+        return None
+    value = clause.args.get("expression")
+    if not (isinstance(value, exp.Literal) and value.is_int) or int(value.this) < 0:
+        raise QueryRefused(f"{part.upper()} must be a whole number")
+    return int(value.this)
+
+
+def _is_aggregate(node: exp.Expr) -> bool:
+    return isinstance(node, exp.AggFunc) or (isinstance(node, exp.Anonymous) and node.name.lower() == "quantile_cont")
+
+
+def _aggregate_patients(select: exp.Select, views: dict[str, str], catalog: GoldCatalog) -> list[exp.Expr]:
+    """For each aggregate of the outer query over a column, the patients whose values feed it:
+    ``CASE WHEN <column> IS NOT NULL THEN <its table>.__fl_pk END``. A group of many patients
+    can hold one patient's only non-null value (avg of a mostly-null column): k applies to these."""
+    parts = [*select.expressions, select.args.get("having"), select.args.get("order")]
+    found: list[exp.Expr] = []
+    for part in parts:
+        if part is None:
+            continue
+        for node in part.walk():
+            if not _is_aggregate(node) or node.find_ancestor(exp.Select) is not select:
+                continue
+            argument = node.this
+            if isinstance(argument, exp.Distinct):
+                argument = argument.expressions[0] if argument.expressions else None
+            if not isinstance(argument, exp.Column):
+                continue
+            for alias in _owners(argument, views, catalog):
+                fed = exp.Not(this=exp.Is(this=argument.copy(), expression=exp.null()))
+                found.append(exp.case().when(fed, exp.column(PATIENT_KEY, table=alias)))
+    return found
+
+
+def _owners(column: exp.Column, views: dict[str, str], catalog: GoldCatalog) -> list[str]:
+    """The aliases of the FROM tables ``column`` can belong to (all of them when unsure)."""
+    if column.table:
+        named = [alias for alias in views if alias.lower() == column.table.lower()]
+        return named or list(views)
+    return [alias for alias, view in views.items() if _owns(view, column.name, catalog)] or list(views)
+
+
+def _grouping(select: exp.Select, views: dict[str, str], catalog: GoldCatalog) -> list[exp.Expr]:
+    """The GROUP BY expressions (ordinals and aliases resolved), one per distinct grouping: the
+    dimensions a result's cells are keyed by for secondary suppression, shown or not."""
+    group = select.args.get("group")
+    if group is None:
+        return []
+    items = list(select.expressions)
+    if group.args.get("all"):
+        expressions = [item.unalias() for item in items if not any(_is_aggregate(n) for n in item.walk())]
+    else:
+        aliases = {item.alias.lower(): item.unalias() for item in items if item.alias}
+        expressions = []
+        for expression in group.expressions:
+            if isinstance(expression, exp.Literal) and expression.is_int and 1 <= int(expression.this) <= len(items):
+                expression = items[int(expression.this) - 1].unalias()
+            elif (isinstance(expression, exp.Column) and not expression.table and expression.name.lower() in aliases
+                  and not any(_owns(view, expression.name, catalog) for view in views.values())):
+                expression = aliases[expression.name.lower()]  # DuckDB binds a column of that name first
+            expressions.append(expression)
+    distinct: dict[str, exp.Expr] = {}
+    for expression in expressions:
+        distinct.setdefault(_qualified(expression, views, catalog), expression.copy())
+    return list(distinct.values())
+
+
+def _owns(view: str, column: str, catalog: GoldCatalog) -> bool:
+    info = catalog.view(view)
+    return info is not None and column.lower() in {c.name.lower() for c in info.columns}
+
+
+def _qualified(expression: exp.Expr, views: dict[str, str], catalog: GoldCatalog) -> str:
+    """``expression``'s SQL with each column qualified by its one table, to compare groupings."""
+    copy = expression.copy()
+    for column in list(copy.find_all(exp.Column)):
+        owners = _owners(column, views, catalog)
+        if not column.table and len(owners) == 1:
+            column.set("table", exp.to_identifier(owners[0]))
+    return copy.sql(dialect="duckdb").lower()

@@ -39,7 +39,7 @@ from fhirlake.serving.answers import (
 )
 from fhirlake.serving.catalog import GoldCatalog
 from fhirlake.serving.errors import QueryRefused, UnknownCohortError
-from fhirlake.serving.guard import prepare
+from fhirlake.serving.guard import PreparedQuery, prepare
 from fhirlake.serving.history import DifferencingGuard, Keys
 from fhirlake.serving.reader import GoldReader
 from fhirlake.serving.scope import DataScope
@@ -50,6 +50,7 @@ __all__ = ["CohortService", "Trace"]
 SHARED = "*"
 _LOW_CARDINALITY = 25
 _MAX_SQL_ROWS = 1000
+_MAX_SQL_GROUPS = 100_000  # suppression needs every group, before LIMIT/OFFSET and truncation
 # (criterion kind, view, code column, system column, display column) searched by search_codes
 _CODE_COLUMNS = (
     ("condition", "condition", "code", "code_system", "code_display"),
@@ -88,7 +89,13 @@ class CohortService:
     # ------------------------------------------------------------------------ saved cohorts
 
     def save_cohort(self, client: str, name: str, cohort: CohortDefinition, scope: DataScope, trace: Trace) -> SavedCohortAnswer:
-        """Save ``cohort`` as ``name`` for ``client`` (after checking it compiles and counting it)."""
+        """Save ``cohort`` as ``name`` for ``client`` (after checking it compiles and counting it).
+
+        A shared cohort's name is refused: a scope's restriction can name a shared cohort, and a
+        client's own cohort of that name would shadow it in the client's definitions."""
+        with self._lock:
+            if name in self._cohorts.get(SHARED, {}):
+                raise QueryRefused(f"{name!r} is a shared cohort: save yours under another name")
         keys = self._patient_keys(client, cohort, scope, trace)
         with self._lock:
             self._cohorts.setdefault(client, {})[name] = cohort
@@ -227,7 +234,7 @@ class CohortService:
             raise QueryRefused("give at most 3 distinct dimensions")
         compiler = self.compiler(client)
         tree = compiler.breakdown_rows(cohort, dimensions, age_band_years=age_band_years, measure=measure)
-        per_patient = self._run(tree, scope, trace, restriction=self._restriction(client, scope))
+        per_patient = self._run(tree, scope, trace, restriction=self._restriction(scope))
         keys: Keys = np.unique(per_patient.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
         self.history.check(client, keys)
         total = self.policy.count(len(keys))
@@ -272,16 +279,18 @@ class CohortService:
         trace.suppressed += len(hidden)
         return CompareAnswer(**counts, note=self._note(bool(hidden)))
 
-    def _restriction(self, client: str, scope: DataScope) -> exp.Query | None:
+    def _restriction(self, scope: DataScope) -> exp.Query | None:
+        """The scope's cohort restriction as a query of patient keys, compiled with the shared
+        cohorts only: a client's own saved cohorts must not be able to redefine its scope."""
         if scope.cohort is None:
             return None
         definition = self.cohort(SHARED, scope.cohort) if isinstance(scope.cohort, str) else scope.cohort
-        return self.compiler(client).patients(definition)
+        return self.compiler(SHARED).patients(definition)
 
     def _patient_keys(self, client: str, cohort: CohortDefinition, scope: DataScope, trace: Trace, *,
                       remember: bool = True) -> Keys:
         """The cohort's patient keys (sorted, unique); checked against the client's earlier answers."""
-        table = self._run(self.compiler(client).patients(cohort), scope, trace, restriction=self._restriction(client, scope))
+        table = self._run(self.compiler(client).patients(cohort), scope, trace, restriction=self._restriction(scope))
         keys: Keys = np.unique(table.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
         if remember:
             self.history.check(client, keys)
@@ -291,15 +300,20 @@ class CohortService:
 
     def run_sql(self, client: str, sql: str, scope: DataScope, trace: Trace, *, max_rows: int = _MAX_SQL_ROWS) -> SqlAnswer:
         prepared = prepare(sql, self.reader.catalog)
-        restriction = self._restriction(client, scope)
-        self.history.check(client, self._sql_patients(prepared.tree, scope, trace, restriction), what="this query's patients")
-        table = self._run(prepared.tree, scope, trace, restriction=restriction, max_rows=max_rows + 1)
-        truncated = table.num_rows > max_rows
-        rows = table.slice(0, max_rows).to_pylist()
-        sizes = {(i,): min(int(row[c] or 0) for c in prepared.k_columns) for i, row in enumerate(rows)}
-        hidden = secondary_suppression(sizes, self.k) if prepared.grouped and sizes else {k for k, n in sizes.items() if n < self.k}
-        columns = [c for c in table.column_names if c not in prepared.k_columns]
-        shown = [[_cell(row[c]) for c in columns] for i, row in enumerate(rows) if (i,) not in hidden]
+        restriction = self._restriction(scope)
+        self.history.check_all(client, self._sql_patients(prepared, scope, trace, restriction))
+        table = self._run(prepared.tree, scope, trace, restriction=restriction, max_rows=_MAX_SQL_GROUPS + 1)
+        if table.num_rows > _MAX_SQL_GROUPS:
+            raise QueryRefused(f"the query has more than {_MAX_SQL_GROUPS} groups: group by coarser values")
+        rows = table.to_pylist()
+        hidden = self._sql_hidden(prepared, rows)
+        visible = [row for i, row in enumerate(rows) if i not in hidden]
+        start = prepared.offset or 0
+        visible = visible[start:] if prepared.limit is None else visible[start:start + prepared.limit]
+        truncated = len(visible) > max_rows
+        internal = set(prepared.k_columns) | set(prepared.dimensions)
+        columns = [c for c in table.column_names if c not in internal]
+        shown = [[_cell(row[c]) for c in columns] for row in visible[:max_rows]]
         trace.suppressed += len(hidden)
         trace.rows = len(shown)
         note = self._note(bool(hidden))
@@ -307,26 +321,49 @@ class CohortService:
             note += f" {len(hidden)} row(s) were left out: they aggregate fewer than {self.k} patients, or would reveal one that does."
         return SqlAnswer(columns=columns, rows=shown, suppressed_rows=len(hidden), truncated=truncated, note=note)
 
-    def _sql_patients(self, tree: exp.Select, scope: DataScope, trace: Trace, restriction: exp.Query | None) -> Keys:
-        """The patients the query reads (its first table's, after WHERE and joins)."""
-        from_ = tree.args.get("from_") or tree.args.get("from")
-        assert isinstance(from_, exp.From)
-        alias = from_.this.alias_or_name
-        patients = tree.copy()
-        for part in ("group", "having", "order", "limit", "distinct"):
+    def _sql_hidden(self, prepared: PreparedQuery, rows: list[dict[str, Any]]) -> set[int]:
+        """The positions of the rows to leave out, computed over every group (before LIMIT/OFFSET).
+
+        A row's size is its smallest k column (patients of a table, or feeding an aggregate).
+        Grouped rows are cells keyed by their GROUP BY values, so secondary suppression protects
+        each line of a multi-dimensional table, not just the list of rows as a whole.
+        """
+        sizes = [min(int(row[c] or 0) for c in prepared.k_columns) for row in rows]
+        if not prepared.grouped or not prepared.dimensions:
+            cells: dict[tuple[Any, ...], int] = {(i,): n for i, n in enumerate(sizes)}
+            hidden = secondary_suppression(cells, self.k) if prepared.grouped and cells else \
+                {key for key, n in cells.items() if n < self.k}
+            return {int(key[0]) for key in hidden}
+        keys = [tuple(_text(row[d]) for d in prepared.dimensions) for row in rows]
+        cells = dict(zip(keys, sizes, strict=True))
+        if len(cells) != len(keys):
+            raise QueryRefused("the query's groups could not be told apart: show its GROUP BY expressions as plain columns")
+        hidden_keys = secondary_suppression(cells, self.k) if cells else set()
+        return {i for i, key in enumerate(keys) if key in hidden_keys}
+
+    def _sql_patients(self, prepared: PreparedQuery, scope: DataScope, trace: Trace,
+                      restriction: exp.Query | None) -> list[tuple[str, Keys]]:
+        """The patients the query reads from each of its tables (after joins and WHERE), so the
+        differencing guard sees a patient dropped from any table, not only the first."""
+        patients = prepared.tree.copy()
+        for part in ("group", "having", "order", "limit", "offset", "distinct"):
             patients.set(part, None)
-        patients.set("expressions", [exp.alias_(exp.column(PK, table=alias), PK)])
-        patients = patients.distinct()
-        table = self._run(patients, scope, trace, restriction=restriction)
-        keys: Keys = np.unique(table.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
-        return keys
+        listed = [exp.alias_(exp.func("list", exp.Distinct(expressions=[exp.column(PK, table=alias)])), f"p{i}")
+                  for i, alias in enumerate(prepared.tables)]
+        patients.set("expressions", listed)
+        row = self._run(patients, scope, trace, restriction=restriction).to_pylist()[0]
+        sets = []
+        for i, alias in enumerate(prepared.tables):
+            values = [v for v in row[f"p{i}"] or [] if v is not None]
+            sets.append((f"this query's patients (of {alias})", np.unique(np.asarray(values, dtype=np.uint64))))
+        return sets
 
     # ------------------------------------------------------------------------ helpers
 
     def _run(self, tree: exp.Query, scope: DataScope, trace: Trace, *, restriction: exp.Query | None = None,
              max_rows: int | None = None) -> pa.Table:
         if restriction is None and scope.cohort is not None:
-            restriction = self._restriction(SHARED, scope)
+            restriction = self._restriction(scope)
         result = self.reader.run(tree, scope, restriction=restriction, max_rows=max_rows)
         trace.sql.append(result.sql)
         return result.table
