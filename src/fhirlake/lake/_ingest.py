@@ -308,14 +308,9 @@ class LakeWriter:
         started = time.perf_counter()
         with self.storage.lock():
             self.storage.clean_work()
-            views = load_gold_views(self.views_folder)
-            if only:
-                unknown = sorted(set(only) - {v.name for v in views})
-                if unknown:
-                    raise LakeError(f"no view {', '.join(unknown)} in {self.views_folder or 'the view library'}")
+            views, chosen = self._views(only)
             with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
                 merge = _Merge(self, con, work, None, None)
-                chosen = [v for v in views if not only or v.name in only]
                 try:
                     rebuilt = merge.refresh_gold(chosen, force=force)
                 finally:
@@ -340,15 +335,11 @@ class LakeWriter:
         started = time.perf_counter()
         with self.storage.lock():
             self.storage.clean_work()
-            views = load_gold_views(self.views_folder)
-            if only:
-                unknown = sorted(set(only) - {v.name for v in views})
-                if unknown:
-                    raise LakeError(f"no view {', '.join(unknown)} in {self.views_folder or 'the view library'}")
+            views, chosen = self._views(only)
             with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
                 merge = _Merge(self, con, work, None, None)
                 try:  # one table at a time: each sort has the memory limit to itself
-                    compacted = {view.name: counts for view in views if not only or view.name in only
+                    compacted = {view.name: counts for view in chosen
                                  if (counts := merge.compact_gold(view, force=force)) is not None}
                 finally:
                     merge.close()
@@ -359,6 +350,14 @@ class LakeWriter:
         return OptimizeReport(snapshot.id if snapshot else None, compacted, time.perf_counter() - started)
 
     # ------------------------------------------------------------------------------ bookkeeping
+
+    def _views(self, only: Sequence[str] | None) -> tuple[list[GoldView], list[GoldView]]:
+        """Every view of the library, and those of ``only`` (all when None); an unknown name is an error."""
+        views = load_gold_views(self.views_folder)
+        unknown = sorted(set(only or ()) - {v.name for v in views})
+        if unknown:
+            raise LakeError(f"no view {', '.join(unknown)} in {self.views_folder or 'the view library'}")
+        return views, [v for v in views if not only or v.name in only]
 
     def current_tables(self, views: Sequence[GoldView], opened: Mapping[str, DeltaTable | None] | None = None) -> dict[str, DeltaTable]:
         """Every table of the lake at its current version: silver, the views' gold, tombstones
