@@ -24,9 +24,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,31 +270,27 @@ class LakeWriter:
                 self._ensure_catalog()
                 return IngestReport(source, export.export_id, recorded.id, already_ingested=True)
             views = load_gold_views(self.views_folder)
-            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
-                merge = _Merge(self, con, work, export, source)
-                try:
-                    gold = merge.refresh_gold(views)
-                    plans = merge.plan()
-                    _checkpoint("planned")
-                    # Every gold table first, then silver: until silver moves, a replay plans the same changes.
-                    touched = [v for v in views if v.resource in plans and plans[v.resource].touches]
+            with self._merge(export, source) as merge:
+                gold = merge.refresh_gold(views)
+                plans = merge.plan()
+                _checkpoint("planned")
+                # Every gold table first, then silver: until silver moves, a replay plans the same changes.
+                touched = [v for v in views if v.resource in plans and plans[v.resource].touches]
 
-                    def merge_view(view: GoldView) -> tuple[str, ViewCounts]:
-                        counts = merge.merge_gold(view, plans[view.resource], gold.get(view.name))
-                        _checkpoint(f"gold:{view.name}")
-                        return view.name, counts
+                def merge_view(view: GoldView) -> tuple[str, ViewCounts]:
+                    counts = merge.merge_gold(view, plans[view.resource], gold.get(view.name))
+                    _checkpoint(f"gold:{view.name}")
+                    return view.name, counts
 
-                    gold |= dict(merge.parallel(merge_view, touched))
+                gold |= dict(merge.parallel(merge_view, touched))
 
-                    def merge_type(plan: Plan) -> None:
-                        merge.merge_silver(plan)
-                        _checkpoint(f"silver:{plan.resource_type}")
+                def merge_type(plan: Plan) -> None:
+                    merge.merge_silver(plan)
+                    _checkpoint(f"silver:{plan.resource_type}")
 
-                    merge.parallel(merge_type, [p for p in plans.values() if p.touches])
-                    merge.add_tombstones()
-                    _checkpoint("tombstones")
-                finally:
-                    merge.close()
+                merge.parallel(merge_type, [p for p in plans.values() if p.touches])
+                merge.add_tombstones()
+                _checkpoint("tombstones")
             types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
             summary = {"types": {t: vars(c) for t, c in types.items()},
                        "gold": {n: vars(c) for n, c in gold.items()}}
@@ -309,12 +305,8 @@ class LakeWriter:
         with self.storage.lock():
             self.storage.clean_work()
             views, chosen = self._views(only)
-            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
-                merge = _Merge(self, con, work, None, None)
-                try:
-                    rebuilt = merge.refresh_gold(chosen, force=force)
-                finally:
-                    merge.close()
+            with self._merge() as merge:
+                rebuilt = merge.refresh_gold(chosen, force=force)
             if rebuilt or self.log.latest() is None or open_catalog(self.storage) is None:
                 snapshot: Snapshot | None = self._record(views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt)})
             else:
@@ -336,13 +328,9 @@ class LakeWriter:
         with self.storage.lock():
             self.storage.clean_work()
             views, chosen = self._views(only)
-            with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
-                merge = _Merge(self, con, work, None, None)
-                try:  # one table at a time: each sort has the memory limit to itself
-                    compacted = {view.name: counts for view in chosen
-                                 if (counts := merge.compact_gold(view, force=force)) is not None}
-                finally:
-                    merge.close()
+            with self._merge() as merge:  # one table at a time: each sort has the memory limit to itself
+                compacted = {view.name: counts for view in chosen
+                             if (counts := merge.compact_gold(view, force=force)) is not None}
             latest = self.log.latest()
             # the data's reference time stays: derived columns (age, ...) must not move when rows are only moved
             snapshot = self._record(views, merge.tables, kind="optimize", summary={"compacted": {n: vars(c) for n, c in compacted.items()}},
@@ -350,6 +338,16 @@ class LakeWriter:
         return OptimizeReport(snapshot.id if snapshot else None, compacted, time.perf_counter() - started)
 
     # ------------------------------------------------------------------------------ bookkeeping
+
+    @contextmanager
+    def _merge(self, export: ExportFolder | None = None, source: str | None = None) -> Iterator[_Merge]:
+        """One run's merge steps, over a scratch folder and a DuckDB of their own, closed at the end."""
+        with self.storage.work_dir() as work, closing(connect_worker(work / "duckdb")) as con:
+            merge = _Merge(self, con, work, export, source)
+            try:
+                yield merge
+            finally:
+                merge.close()
 
     def _views(self, only: Sequence[str] | None) -> tuple[list[GoldView], list[GoldView]]:
         """Every view of the library, and those of ``only`` (all when None); an unknown name is an error."""
@@ -574,9 +572,10 @@ class _Merge:
             files_view(self.cursor(), "compact_rows", [folder.file_uri(f) for f in group], {})
             written = self._write(folder, f"SELECT *, CAST($year AS INTEGER) AS {quote(PARTITION)} FROM compact_rows{order}",
                                   ROWS_PER_GROUP, {"year": year})
-            if sum(f.rows for f in written) != sum(f.rows for f in group):
-                raise LakeError(f"gold.{view.name}: compacting partition {year} wrote {sum(f.rows for f in written)} rows "
-                                f"for {sum(f.rows for f in group)}: nothing was committed")
+            rows_in, rows_out = sum(f.rows for f in group), sum(f.rows for f in written)
+            if rows_out != rows_in:
+                raise LakeError(f"gold.{view.name}: compacting partition {year} wrote {rows_out} rows "
+                                f"for {rows_in}: nothing was committed")
             removed += group
             added += written
         self._commit(folder, None, add=added, remove=removed,

@@ -132,18 +132,15 @@ class GoldReader:
             scoped = scope_query(tree, scope, self._catalog, restriction)
             sql = scoped.sql(dialect="duckdb", comments=False, copy=False)  # scoped is already a new tree
             with self._deadline(self._con):
+                binding = True  # until DuckDB has bound the query: then errors may quote row values
                 try:
                     relation = self._con.sql(sql)
-                except duckdb.InterruptException as exc:
-                    raise QueryTimeout(f"the query ran past the {self.timeout_seconds:g} s limit") from exc
-                except duckdb.Error as exc:
-                    raise _refusal(exc, binding=True) from exc
-                try:
+                    binding = False
                     table = relation.to_arrow_table() if max_rows is None else relation.limit(max_rows).to_arrow_table()
                 except duckdb.InterruptException as exc:
                     raise QueryTimeout(f"the query ran past the {self.timeout_seconds:g} s limit") from exc
                 except duckdb.Error as exc:
-                    raise _refusal(exc, binding=False) from exc
+                    raise _refusal(exc, binding=binding) from exc
             return QueryResult(table, sql)
 
     @contextmanager

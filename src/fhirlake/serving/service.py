@@ -235,7 +235,7 @@ class CohortService:
         compiler = self.compiler(client)
         tree = compiler.breakdown_rows(cohort, dimensions, age_band_years=age_band_years, measure=measure)
         per_patient = self._run(tree, scope, trace, restriction=self._restriction(scope))
-        keys: Keys = np.unique(per_patient.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
+        keys = _patient_keys_of(per_patient)
         self.history.check(client, keys)
         total = self.policy.count(len(keys))
         index = compiler.index_date(cohort).isoformat()
@@ -291,7 +291,7 @@ class CohortService:
                       remember: bool = True) -> Keys:
         """The cohort's patient keys (sorted, unique); checked against the client's earlier answers."""
         table = self._run(self.compiler(client).patients(cohort), scope, trace, restriction=self._restriction(scope))
-        keys: Keys = np.unique(table.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
+        keys = _patient_keys_of(table)
         if remember:
             self.history.check(client, keys)
         return keys
@@ -381,6 +381,12 @@ class CohortService:
 
 def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _patient_keys_of(table: pa.Table) -> Keys:
+    """The distinct patient keys (``__fl_pk``) of a result, sorted."""
+    keys: Keys = np.unique(table.column(PK).to_numpy(zero_copy_only=False).astype(np.uint64))
+    return keys
 
 
 def _cells(per_patient: pa.Table, dimensions: Sequence[str]) -> list[dict[str, Any]]:
