@@ -2,7 +2,7 @@
 
 ``<lake>/catalog.duckdb`` describes the latest snapshot: schema ``gold`` (one view per
 ViewDefinition, hidden merge columns left out, derived columns added), schema ``silver`` (one
-view per resource type), and schema ``fhirlake`` (``snapshots``, ``tables``, ``files``,
+view per resource type), and schema ``fhirlake`` (``snapshots``, ``tables``, ``files``, ``columns`` (each gold column's declared role),
 ``catalog``). Table and column comments come from the tables' Delta metadata, which holds the
 views' descriptions. The views read each table's current files with ``read_parquet``, so
 opening the catalog reads no data. The file is written beside its target and renamed over it:
@@ -40,11 +40,13 @@ from fhirlake.lake._duck import in_utc, parquet, quote, render, run
 from fhirlake.lake._log import Snapshot
 from fhirlake.lake._silver import SILVER_DESCRIPTIONS
 from fhirlake.lake._storage import Storage
+from fhirlake.sof.roles import BOUNDS_KEY, ROLE_KEY, ColumnRole, parse_role
 
 __all__ = ["CATALOG_FILE", "CatalogTable", "Derived", "catalog_tables", "open_catalog", "populate", "write_catalog"]
 
 CATALOG_FILE = "catalog.duckdb"
 _NOT_SHOWN = {"_resource_key", PARTITION}
+SOURCE = "_source"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Derived:
     needs: tuple[str, ...]
     template: str
     description: str
+    role: ColumnRole
 
     def expression(self, reference: datetime) -> exp.Expr:
         select = sqlglot.parse_one(render(f"SELECT {self.template}", reference=reference.date().isoformat()), dialect="duckdb")
@@ -68,6 +71,7 @@ DERIVED = (
         "encounter", "length_of_stay_days", ("period_start", "period_end"),
         "epoch(TRY_CAST(period_end AS TIMESTAMPTZ) - TRY_CAST(period_start AS TIMESTAMPTZ)) / 86400.0",
         "Length of stay in days (period end minus period start, fractional); NULL while the encounter is open. Derived.",
+        ColumnRole("measure", (0.0, 365.0)),
     ),
     Derived(
         "patient", "age", ("birth_date", "deceased", "deceased_datetime"),
@@ -80,6 +84,7 @@ DERIVED = (
         END""",
         "Age in completed years at death, else at the snapshot's reference time (the export's transactionTime); "
         "from the years alone when a date is partial. Derived.",
+        ColumnRole("measure", (0.0, 120.0)),
     ),
 )
 
@@ -106,6 +111,18 @@ class CatalogTable:
     def columns(self) -> list[str]:
         """The stored columns the view shows."""
         return [n for n in self.arrow_schema.names if n not in _NOT_SHOWN]
+
+    def roles(self) -> dict[str, ColumnRole]:
+        """The declared role of each shown column that has one (stored ones from their Delta
+        metadata, derived ones from their definition); ``_source`` is a dimension."""
+        roles = {SOURCE: ColumnRole("dimension")} if SOURCE in self.columns else {}
+        for field in self.arrow_schema:
+            metadata = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                        for k, v in (field.metadata or {}).items()}
+            role = parse_role(metadata.get(ROLE_KEY), metadata.get(BOUNDS_KEY), pointer=f"{self.qualified}.{field.name}")
+            if role is not None and field.name in self.columns:
+                roles[field.name] = role
+        return {**roles, **{d.name: d.role for d in self.derived()}}
 
     def derived(self) -> list[Derived]:
         present = set(self.columns)
@@ -195,6 +212,12 @@ def _create_meta(
         "files": pa.table({
             "name": pa.array([t.qualified for t in tables for _ in t.files], pa.string()),
             "file": pa.array([f for t in tables for f in t.files], pa.string()),
+        }),
+        "columns": pa.table({
+            "name": pa.array([t.qualified for t in tables for _ in t.roles()], pa.string()),
+            "column": pa.array([c for t in tables for c in t.roles()], pa.string()),
+            "role": pa.array([r.role for t in tables for r in t.roles().values()], pa.string()),
+            "bounds": pa.array([r.bounds_text for t in tables for r in t.roles().values()], pa.string()),
         }),
         "catalog": pa.table({
             "snapshot_id": pa.array([snapshot.id], pa.int64()),

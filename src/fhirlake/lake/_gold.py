@@ -22,6 +22,7 @@ from fhirlake.lake._delta import PARTITION
 from fhirlake.sof.compiler import CompiledView, compile_view
 from fhirlake.sof.library import view_files
 from fhirlake.sof.model import ViewDefinition, load_view
+from fhirlake.sof.roles import BOUNDS_KEY, ROLE_KEY
 from fhirlake.sof.runner import view_query
 
 __all__ = ["HIDDEN_COLUMNS", "GoldView", "load_gold_views"]
@@ -82,13 +83,19 @@ class GoldView:
         return view_query(self.compiled, exp.to_table("changed_rows"), carry=_CARRY).sql(dialect="duckdb", copy=False)
 
     def with_comments(self, schema: pa.Schema) -> pa.Schema:
-        """``schema`` with each column's description as its ``comment`` (Spark shows it too)."""
-        descriptions = {c.name: c.description for c in self.view.columns if c.description}
-        descriptions.update(HIDDEN_COLUMNS)
-        return pa.schema([
-            field.with_metadata({"comment": descriptions[field.name]}) if field.name in descriptions else field
-            for field in schema
-        ])
+        """``schema`` with each column's description as its ``comment`` (Spark shows it too) and
+        its declared role and bounds (:mod:`fhirlake.sof.roles`), which the catalog lists."""
+        metadata: dict[str, dict[str, str]] = {name: {"comment": text} for name, text in HIDDEN_COLUMNS.items()}
+        for column in self.view.columns:
+            entry = {"comment": column.description} if column.description else {}
+            role = column.role
+            if role is not None:
+                entry[ROLE_KEY] = role.role
+                if role.bounds_text is not None:
+                    entry[BOUNDS_KEY] = role.bounds_text
+            metadata[column.name] = entry
+        return pa.schema([field.with_metadata(metadata[field.name]) if metadata.get(field.name) else field
+                          for field in schema])
 
     def built_by_this_view(self, table: DeltaTable | None) -> bool:
         """Whether the table's last commit was made with this very view definition."""

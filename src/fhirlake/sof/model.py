@@ -26,9 +26,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fhirlake.errors import ConfigurationError
 from fhirlake.sof import registry
 from fhirlake.sof.errors import FhirPathSyntaxError, ViewDefinitionError
 from fhirlake.sof.fhirpath import Node, parse
+from fhirlake.sof.roles import BOUNDS_TAG, ROLE_TAG, ColumnRole, parse_role
 
 __all__ = [
     "Column",
@@ -78,6 +80,11 @@ class Column:
     def tag(self, name: str) -> str | None:
         """The value of the first tag called ``name``, if any."""
         return next((t.value for t in self.tags if t.name == name), None)
+
+    @property
+    def role(self) -> ColumnRole | None:
+        """The column's declared role (:mod:`fhirlake.sof.roles`), None when it declares none."""
+        return parse_role(self.tag(ROLE_TAG), self.tag(BOUNDS_TAG), pointer=self.pointer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +296,7 @@ class _ViewParser:
             if not isinstance(tag, Mapping) or not isinstance(tag.get("name"), str):
                 raise ViewDefinitionError(f"{pointer}/tag/{i}", "a tag needs a name and a value")
             tags.append(Tag(tag["name"], str(tag.get("value", ""))))
+        self._check_role(tags, pointer)
         return Column(
             name=name,
             path=data["path"],
@@ -299,6 +307,15 @@ class _ViewParser:
             description=self._optional_str(data, "description", f"{pointer}/description"),
             tags=tuple(tags),
         )
+
+    @staticmethod
+    def _check_role(tags: list[Tag], pointer: str) -> None:
+        """A ``fhirlake/role`` tag must name a known role (and a measure its bounds)."""
+        values = {t.name: t.value for t in tags}
+        try:
+            parse_role(values.get(ROLE_TAG), values.get(BOUNDS_TAG), pointer=pointer)
+        except ConfigurationError as exc:
+            raise ViewDefinitionError(f"{pointer}/tag", str(exc).removeprefix(f"{pointer}: ")) from exc
 
     def _where(self, data: Any, pointer: str) -> Where:
         if not isinstance(data, Mapping) or "path" not in data:
