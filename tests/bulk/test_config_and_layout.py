@@ -33,7 +33,7 @@ def test_public_names_are_exactly_the_curated_ones() -> None:
             "BulkNetworkError", "BulkProtocolError", "BulkTimeoutError", "BytesReceived",
             "CompletedExport", "CountMismatchError", "DownloadError", "DownloadResult", "Event",
             "ExportAbandoned", "ExportExpiredError", "ExportFailedError", "ExportJob", "ExportLevel",
-            "ExportOptions", "ExportRequest", "ExportResult", "ExportState", "Exporter", "FileDone",
+            "ExportOptions", "ExportRequest", "ExportResult", "ExportStalledError", "ExportState", "Exporter", "FileDone",
             "FileRecord", "JobDeleted", "KickedOff", "KickoffError", "Manifest", "ManifestFile",
             "ManifestSaved", "OutcomeIssue", "Polling", "ResumeConflictError", "RetryPolicy",
             "Retrying", "SigningKey", "SmartBackendAuth", "Source", "SourceAuth",

@@ -25,6 +25,7 @@ from fhirlake.bulk import (
     ExportJob,
     ExportLevel,
     ExportRequest,
+    ExportStalledError,
     KickoffError,
     Manifest,
     ManifestFile,
@@ -32,12 +33,13 @@ from fhirlake.bulk import (
     Retrying,
     RetryPolicy,
 )
+from fhirlake.bulk._budget import RetryBudget, StallWatch
 from fhirlake.bulk._protocol import (
     LineCounter,
-    RetryBudget,
     Wait,
     kickoff_request,
     parse_retry_after,
+    server_says,
 )
 from fhirlake.errors import ConfigurationError
 
@@ -209,6 +211,11 @@ def test_retry_after_as_epoch_time_is_tolerated() -> None:
     assert parse_retry_after(str(int(NOW + 45)), now=NOW) == pytest.approx(45.0)
 
 
+def test_retry_after_beyond_any_epoch_in_seconds_is_epoch_milliseconds() -> None:
+    assert parse_retry_after(str(int((NOW + 45) * 1000)), now=NOW) == pytest.approx(45.0)
+    assert parse_retry_after(str(int((NOW - 45) * 1000)), now=NOW) == 0.0
+
+
 @pytest.mark.parametrize("value", [None, "", "soon", "-5", "Wed, 99 Foo 2015 07:28:00"])
 def test_unreadable_retry_after_gives_none(value: str | None) -> None:
     assert parse_retry_after(value, now=NOW) is None
@@ -253,8 +260,40 @@ def test_server_waits_are_clamped_and_the_deadline_is_enforced() -> None:
     policy = RetryPolicy(max_retry_after=10, deadline=30)
     budget = RetryBudget(policy, what="status u", deadline_at=30)
     assert budget.on_wait(Wait(500.0, "in progress"), now=0) == 10
-    with pytest.raises(BulkTimeoutError, match="deadline of 30 s"):
-        budget.on_wait(Wait(10.0, "in progress"), now=25)
+    assert budget.on_wait(Wait(10.0, "in progress"), now=25) == 5  # cut to the time left
+    assert budget.on_failure(None, "500", now=29.5) == 0.5
+    with pytest.raises(BulkTimeoutError, match="deadline of 30 s has passed"):
+        budget.on_wait(Wait(10.0, "in progress"), now=30)
+
+
+def test_a_job_whose_progress_stops_changing_is_stalled() -> None:
+    watch = StallWatch(RetryPolicy(stall_timeout=100), status_url="https://x/jobs/7", now=0)
+    watch.observe("10%", now=0)
+    watch.observe("20%", now=90)
+    watch.observe("20%", now=189)  # 99 s unchanged: still fine
+    with pytest.raises(ExportStalledError, match=r"https://x/jobs/7: .*no progress for 100 s"):
+        watch.observe("20%", now=190)
+    silent = StallWatch(RetryPolicy(stall_timeout=5), status_url="u", now=0)
+    with pytest.raises(ExportStalledError, match="no X-Progress"):
+        silent.observe(None, now=5)
+    StallWatch(RetryPolicy(stall_timeout=None), status_url="u", now=0).observe(None, now=1e9)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (json.dumps(outcome("login", "token expired")).encode(), ["error/login: token expired"]),
+        (b'{"error": "invalid_client", "error_description": "unknown key"}',
+         ["server said: invalid_client: unknown key"]),
+        (b"<html><head><title>413 Too Large</title></head><body><h1>413 Too Large</h1>"
+         b"<p>limit\n 8 KB</p></body></html>", ["server said: 413 Too Large limit 8 KB"]),
+        (b"quota\x00 exceeded\r\n", ["server said: quota exceeded"]),
+        (b"", []),
+    ],
+)  # fmt: skip
+def test_the_servers_error_body_is_shown_on_one_line(body: bytes, said: list[str]) -> None:
+    assert server_says(body) == said
+    assert len(server_says(b"x" * 5000)[0]) < 320
 
 
 # --------------------------------------------------------------------------- kick-off and polling

@@ -20,6 +20,7 @@ from typing import Self
 import httpx
 
 from fhirlake import __version__
+from fhirlake.bulk._budget import RetryBudget, StallWatch
 from fhirlake.bulk._events import BytesReceived, EventHandler, Polling, Retrying, ignore_event
 from fhirlake.bulk._exceptions import BulkError, CountMismatchError
 from fhirlake.bulk._files import DownloadSink
@@ -36,7 +37,6 @@ from fhirlake.bulk._protocol import (
     Done,
     Proceed,
     Retry,
-    RetryBudget,
     Wait,
     delete_request,
     download_request,
@@ -105,6 +105,14 @@ class _Shared:
             raise
         self.on_event(Retrying(budget.what, reason, delay, budget.failures))
         return delay
+
+    def watch(self, job: ExportJob) -> StallWatch:
+        return StallWatch(self.retry, status_url=job.status_url, now=self.monotonic())
+
+    def observe(self, watch: StallWatch, decision: Wait | Retry) -> None:
+        """Feed a 202's progress to the stall watch (429s and failures say nothing about it)."""
+        if isinstance(decision, Wait) and decision.reason == "in progress":
+            watch.observe(decision.progress, now=self.monotonic())
 
     def after_wait(self, budget: RetryBudget, decision: Wait, *, polling: bool) -> float:
         delay = budget.on_wait(decision, now=self.monotonic())
@@ -178,8 +186,10 @@ class BulkClient:
             self._pause(budget, decision, polling=False)
 
     def wait(self, job: ExportJob, *, deadline_at: float | None = None) -> CompletedExport:
-        """Poll until the export completes; honours Retry-After, backs off, retries transient errors."""
+        """Poll until the export completes; honours Retry-After, backs off, retries transient
+        errors; raises ExportStalledError when the job's progress stops changing."""
         budget = self._s.budget(f"status {job.status_url}", deadline_at)
+        watch = self._s.watch(job)
         while True:
             try:
                 response = self._http.send(_ua(status_request(job)), auth=self._s.auth)
@@ -189,6 +199,7 @@ class BulkClient:
             decision = interpret_status(response, now=self._s.clock())
             if isinstance(decision, Done):
                 return decision.completed
+            self._s.observe(watch, decision)
             self._pause(budget, decision, polling=True)
 
     def download(
@@ -199,8 +210,11 @@ class BulkClient:
         requires_token: bool,
         deadline_at: float | None = None,
         name: str | None = None,
+        check_count: bool = True,
     ) -> DownloadResult:
-        """Stream one file to ``dest`` (via ``dest.part``), checking ``file.count``; retries failures."""
+        """Stream one file to ``dest`` (via ``dest.part``), checking ``file.count`` unless
+        ``check_count`` is false (``error[]`` and ``deleted[]`` files: their counts are not
+        lines); retries failures."""
         label = name or str(dest)
         budget = self._s.budget(file.url, deadline_at)
         mismatches = 0
@@ -211,6 +225,8 @@ class BulkClient:
             try:
                 response = self._http.send(_ua(download_request(file.url)), auth=auth, stream=True)
                 try:
+                    if response.status_code != 200:
+                        response.read()  # an error's body says why
                     decision = interpret_download(response, now=self._s.clock())
                     if isinstance(decision, Proceed):
                         for chunk in response.iter_bytes():
@@ -230,7 +246,7 @@ class BulkClient:
                 self._pause(budget, decision, polling=False)
                 continue
             try:
-                return sink.commit(expected_count=file.count)
+                return sink.commit(expected_count=file.count if check_count else None)
             except CountMismatchError as exc:
                 self._s.on_event(BytesReceived(label, -sink.bytes))
                 mismatches += 1
@@ -322,8 +338,10 @@ class AsyncBulkClient:
             await self._pause(budget, decision, polling=False)
 
     async def wait(self, job: ExportJob, *, deadline_at: float | None = None) -> CompletedExport:
-        """Poll until the export completes; honours Retry-After, backs off, retries transient errors."""
+        """Poll until the export completes; honours Retry-After, backs off, retries transient
+        errors; raises ExportStalledError when the job's progress stops changing."""
         budget = self._s.budget(f"status {job.status_url}", deadline_at)
+        watch = self._s.watch(job)
         while True:
             try:
                 response = await self._http.send(_ua(status_request(job)), auth=self._s.auth)
@@ -333,6 +351,7 @@ class AsyncBulkClient:
             decision = interpret_status(response, now=self._s.clock())
             if isinstance(decision, Done):
                 return decision.completed
+            self._s.observe(watch, decision)
             await self._pause(budget, decision, polling=True)
 
     async def download(
@@ -343,8 +362,11 @@ class AsyncBulkClient:
         requires_token: bool,
         deadline_at: float | None = None,
         name: str | None = None,
+        check_count: bool = True,
     ) -> DownloadResult:
-        """Stream one file to ``dest`` (via ``dest.part``), checking ``file.count``; retries failures."""
+        """Stream one file to ``dest`` (via ``dest.part``), checking ``file.count`` unless
+        ``check_count`` is false (``error[]`` and ``deleted[]`` files: their counts are not
+        lines); retries failures."""
         label = name or str(dest)
         budget = self._s.budget(file.url, deadline_at)
         mismatches = 0
@@ -357,6 +379,8 @@ class AsyncBulkClient:
                     _ua(download_request(file.url)), auth=auth, stream=True
                 )
                 try:
+                    if response.status_code != 200:
+                        await response.aread()  # an error's body says why
                     decision = interpret_download(response, now=self._s.clock())
                     if isinstance(decision, Proceed):
                         await self._receive(response, sink, label)
@@ -374,7 +398,9 @@ class AsyncBulkClient:
                 await self._pause(budget, decision, polling=False)
                 continue
             try:
-                return await asyncio.to_thread(sink.commit, expected_count=file.count)
+                return await asyncio.to_thread(
+                    sink.commit, expected_count=file.count if check_count else None
+                )
             except CountMismatchError as exc:
                 self._s.on_event(BytesReceived(label, -sink.bytes))
                 mismatches += 1

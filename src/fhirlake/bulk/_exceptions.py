@@ -11,6 +11,7 @@ they are mapped here at the boundary with ``raise ... from exc``::
         ├── KickoffError            the server refused the kick-off (its OperationOutcome is kept)
         ├── ExportFailedError       the status endpoint reported that the export failed
         ├── ExportExpiredError      the server no longer has the export or one of its files (404/410)
+        ├── ExportStalledError      the job's progress has not changed for the stall timeout
         ├── DownloadError           a file could not be downloaded after every retry
         │   └── CountMismatchError  a file holds a different number of lines than the manifest says
         ├── BulkProtocolError       the server broke the protocol (no Content-Location, bad manifest)
@@ -38,6 +39,7 @@ __all__ = [
     "DownloadError",
     "ExportExpiredError",
     "ExportFailedError",
+    "ExportStalledError",
     "KickoffError",
     "ResumeConflictError",
     "SourceConfigError",
@@ -92,6 +94,15 @@ class ExportExpiredError(_HttpError):
 
     Nothing already downloaded is lost; run again with ``restart_expired`` (CLI:
     ``--restart-expired``) to start a new export.
+    """
+
+
+class ExportStalledError(_HttpError):
+    """The server keeps answering "in progress" but the job's progress has not changed for the
+    stall timeout (``RetryPolicy.stall_timeout``).
+
+    Run again with ``restart_stalled`` (CLI: ``--restart-stalled``): the stalled job is
+    DELETEd on the server, its export marked abandoned, and a new export started.
     """
 
 

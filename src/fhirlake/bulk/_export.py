@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from fhirlake.bulk._budget import deadline_at
 from fhirlake.bulk._client import AsyncBulkClient
 from fhirlake.bulk._events import (
     EventHandler,
@@ -33,6 +34,7 @@ from fhirlake.bulk._exceptions import (
     BulkNetworkError,
     DownloadError,
     ExportExpiredError,
+    ExportStalledError,
     ResumeConflictError,
 )
 from fhirlake.bulk._files import inspect_file
@@ -45,7 +47,7 @@ from fhirlake.bulk._models import (
     OutcomeIssue,
     RetryPolicy,
 )
-from fhirlake.bulk._protocol import deadline_at, outcome_issues
+from fhirlake.bulk._protocol import outcome_issues
 from fhirlake.errors import ConfigurationError
 
 __all__ = ["ExportOptions", "ExportResult", "Exporter", "export"]
@@ -57,14 +59,16 @@ class ExportOptions:
 
     ``parallel`` bounds concurrent downloads; ``delete_after`` DELETEs the job once everything
     is saved; ``delete_on_cancel`` DELETEs it on Ctrl-C; ``restart_expired`` starts a new export
-    when the server no longer has the one being resumed; ``new`` never resumes (an unfinished
-    export of the source is marked abandoned).
+    when the server no longer has the one being resumed; ``restart_stalled`` DELETEs a job whose
+    progress stopped (``retry.stall_timeout``) and starts a new export; ``new`` never resumes
+    (an unfinished export of the source is marked abandoned).
     """
 
     parallel: int = 4
     delete_after: bool = True
     delete_on_cancel: bool = True
     restart_expired: bool = False
+    restart_stalled: bool = False
     new: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -184,8 +188,28 @@ class Exporter:
                     export_dir.journal.append("abandoned", reason=str(exc), at=self._clock())
                     self._on_event(ExportAbandoned(export_dir.export_id, str(exc)))
                     export_dir, restarted = None, True
+                except ExportStalledError as exc:
+                    if not self.options.restart_stalled or restarted:
+                        raise ExportStalledError(
+                            f"export {export_dir.export_id} of source {self.source!r}: {exc}",
+                            url=exc.url,
+                        ) from exc
+                    await self._abandon_stalled(client, export_dir, exc)
+                    export_dir, restarted = None, True
 
     # ------------------------------------------------------------------ steps
+
+    async def _abandon_stalled(
+        self, client: AsyncBulkClient, export_dir: ExportDir, exc: ExportStalledError
+    ) -> None:
+        """DELETE the stalled job on the server (it may still hold resources) and give it up."""
+        ok, reason = False, "no job"
+        if exc.url:
+            job = ExportJob(exc.url)
+            ok, reason = await client.delete(job)
+            self._on_event(JobDeleted(job.status_url, ok, reason))
+        export_dir.journal.append("abandoned", reason=str(exc), job_deleted=ok, at=self._clock())
+        self._on_event(ExportAbandoned(export_dir.export_id, str(exc)))
 
     def _resumable(self) -> ExportDir | None:
         unfinished = self.layout.latest_unfinished()
@@ -342,6 +366,7 @@ class Exporter:
                         requires_token=manifest.requires_access_token,
                         deadline_at=deadline,
                         name=item.name,
+                        check_count=item.kind == "output",
                     )
                 except (DownloadError, BulkNetworkError) as exc:
                     failures.append((item, exc))
@@ -384,6 +409,8 @@ class Exporter:
 
         A file under its final name is complete (it is renamed only after checks); one renamed
         just before a crash has no journal entry yet, so it is measured and journaled now.
+        Only ``output[]`` files are held to the manifest's count: the lines of ``error[]`` and
+        ``deleted[]`` files are OperationOutcomes and Bundles, not the resources counted.
         """
         path = export_dir.path / item.name
         if not path.is_file():
@@ -391,7 +418,11 @@ class Exporter:
         if record is not None and path.stat().st_size == record.bytes:
             return record
         result = inspect_file(path)
-        if item.file.count is not None and result.lines != item.file.count:
+        if (
+            item.kind == "output"
+            and item.file.count is not None
+            and result.lines != item.file.count
+        ):
             raise BulkError(
                 f"{path}: holds {result.lines} lines, the manifest says {item.file.count}"
             )

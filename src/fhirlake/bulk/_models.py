@@ -262,7 +262,8 @@ class RetryPolicy:
     server gives none, waits grow as ``backoff_base * backoff_factor**n`` up to ``backoff_cap``.
     ``max_attempts`` bounds consecutive failures (5xx, network errors) of one request;
     202 and 429 answers are not failures and are bounded only by ``deadline`` (seconds for the
-    whole export, ``None`` for no limit).
+    whole export, ``None`` for no limit) and by ``stall_timeout``: a job whose ``X-Progress``
+    has not changed for that many seconds is stalled (``None``: never).
     """
 
     max_attempts: int = 8
@@ -271,6 +272,7 @@ class RetryPolicy:
     backoff_cap: float = 60.0
     max_retry_after: float = 3600.0
     deadline: float | None = 24 * 3600.0
+    stall_timeout: float | None = 3 * 3600.0
     count_mismatch_retries: int = 1
 
     def __post_init__(self) -> None:
@@ -280,6 +282,8 @@ class RetryPolicy:
             raise ConfigurationError(
                 "backoff_base and backoff_cap must be >= 0 and backoff_factor >= 1"
             )
+        if self.stall_timeout is not None and self.stall_timeout <= 0:
+            raise ConfigurationError("stall_timeout must be positive (None: no stall detection)")
 
     def backoff(self, attempt: int) -> float:
         """The wait before retry number ``attempt`` (1-based) when the server said nothing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,7 @@ import httpx
 
 from fhirlake.bulk._exceptions import (
     AuthError,
-    BulkNetworkError,
     BulkProtocolError,
-    BulkTimeoutError,
     DownloadError,
     ExportExpiredError,
     ExportFailedError,
@@ -34,12 +33,16 @@ from fhirlake.bulk._models import (
     ExportRequest,
     Manifest,
     OutcomeIssue,
-    RetryPolicy,
 )
 
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
 _EPOCH_THRESHOLD = 1_000_000_000.0  # a Retry-After this large is an epoch time, not a delay
+# Epoch seconds pass 1e11 only in the year 5138: a larger value is an epoch in milliseconds.
+_EPOCH_MS_THRESHOLD = 100_000_000_000.0
+_BODY_EXCERPT = 300  # characters of a non-FHIR error body worth showing
+_HEAD = re.compile(r"<(head|style|script)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(r"<[^>]*>")
 _TRANSIENT_STATUS = frozenset({408, 500, 502, 503, 504})
 
 
@@ -164,11 +167,14 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` value, or None when absent or unreadable.
 
     Accepts delay-seconds (``120``), an HTTP-date (``Wed, 21 Oct 2015 07:28:00 GMT``) and,
-    tolerantly, an epoch time in seconds (``1729500000``), which some servers send.
+    tolerantly, an epoch time in seconds (``1729500000``) or, beyond any plausible epoch in
+    seconds, in milliseconds (``1729500000000``), which some servers send.
     A time in the past gives 0. ``now`` is the wall clock (epoch seconds).
 
     >>> parse_retry_after("5", now=0.0)
     5.0
+    >>> parse_retry_after("1700000030000", now=1_700_000_000.0)
+    30.0
     """
     if value is None:
         return None
@@ -182,6 +188,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if math.isfinite(number):
         if number < 0:
             return None
+        if number >= _EPOCH_MS_THRESHOLD:
+            number /= 1000.0
         return max(0.0, number - now) if number >= _EPOCH_THRESHOLD else number
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -238,6 +246,40 @@ def _texts(issues: tuple[OutcomeIssue, ...]) -> list[str]:
     return [str(issue) for issue in issues]
 
 
+def server_says(body: bytes) -> list[str]:
+    """What an error body tells a person, whatever its form, as short one-line texts.
+
+    An OperationOutcome gives its issues; an OAuth error (``{"error": ..., "error_description":
+    ...}``) its code and description; any other body (a proxy's text or HTML page for a 413)
+    its first characters on one line. An empty body gives nothing.
+
+    >>> server_says(b"Request Entity Too Large")
+    ['server said: Request Entity Too Large']
+    """
+    issues = parse_outcome(body)
+    if issues:
+        return _texts(issues)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        description = data.get("error_description")
+        text = f"{data['error']}: {description}" if isinstance(description, str) else data["error"]
+        return [f"server said: {_one_line(text)}"]
+    text = body.decode("utf-8", "replace")
+    if text.lstrip().startswith("<"):  # an HTML or XML page: its words, not its markup
+        text = _MARKUP.sub(" ", _HEAD.sub(" ", text))
+    text = _one_line(text)
+    return [f"server said: {text}"] if text else []
+
+
+def _one_line(text: str) -> str:
+    """Whitespace and control characters folded to single spaces, cut to a readable length."""
+    folded = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return folded if len(folded) <= _BODY_EXCERPT else folded[: _BODY_EXCERPT - 1] + "…"
+
+
 # --------------------------------------------------------------------------- interpretation
 
 
@@ -268,7 +310,7 @@ def interpret_kickoff(response: httpx.Response, *, now: float) -> Accepted | Wai
         f"{url}: kick-off refused with {status} {response.reason_phrase}".rstrip(),
         url=url,
         status_code=status,
-        issues=_texts(issues),
+        issues=server_says(response.content),
     )
 
 
@@ -299,24 +341,31 @@ def interpret_status(response: httpx.Response, *, now: float) -> Done | Wait | R
             f"{url}: the server no longer has this export ({status})",
             url=url,
             status_code=status,
-            issues=_texts(issues),
+            issues=server_says(response.content),
         )
     if _is_transient(status, issues):
         return Retry(retry_after, f"status: {status} {response.reason_phrase}".rstrip())
     if status == 401:
         raise AuthError(
-            f"{url}: the server refused the access token (401)", url=url, status_code=401
+            f"{url}: the server refused the access token (401)",
+            url=url,
+            status_code=401,
+            issues=server_says(response.content),
         )
     raise ExportFailedError(
         f"{url}: the export failed with {status} {response.reason_phrase}".rstrip(),
         url=url,
         status_code=status,
-        issues=_texts(issues),
+        issues=server_says(response.content),
     )
 
 
 def interpret_download(response: httpx.Response, *, now: float) -> Proceed | Wait | Retry:
-    """Decide what the headers of a download answer mean (the body is not read yet)."""
+    """Decide what the headers of a download answer mean.
+
+    The body of a 200 is not read yet (it is streamed to disk); the shells read the body of
+    any other answer first, so that an error shows what the server said.
+    """
     url = str(response.request.url)
     status = response.status_code
     if status == 200:
@@ -332,18 +381,29 @@ def interpret_download(response: httpx.Response, *, now: float) -> Proceed | Wai
             "start a new one (CLI: --restart-expired)",
             url=url,
             status_code=status,
+            issues=_said(response),
         )
     if status == 401:
         raise AuthError(
             f"{url}: the server refused the access token even after a new one (401)",
             url=url,
             status_code=status,
+            issues=_said(response),
         )
     raise DownloadError(
         f"{url}: download refused with {status} {response.reason_phrase}".rstrip(),
         url=url,
         status_code=status,
+        issues=_said(response),
     )
+
+
+def _said(response: httpx.Response) -> list[str]:
+    """``server_says`` of a response whose body may not have been read (then: nothing)."""
+    try:
+        return server_says(response.content)
+    except httpx.ResponseNotRead:
+        return []
 
 
 def _is_transient(status: int, issues: tuple[OutcomeIssue, ...]) -> bool:
@@ -352,64 +412,6 @@ def _is_transient(status: int, issues: tuple[OutcomeIssue, ...]) -> bool:
     if any(issue.code == "transient" for issue in issues):
         return True
     return status in _TRANSIENT_STATUS and not issues
-
-
-# --------------------------------------------------------------------------- retry budget
-
-
-class RetryBudget:
-    """Counts waits and failures of one request and says how long to sleep before the next try.
-
-    Pure: the caller passes the monotonic ``now`` and does the sleeping. A failure streak is
-    reset by any answer that is not a failure.
-    """
-
-    def __init__(self, policy: RetryPolicy, *, what: str, deadline_at: float | None) -> None:
-        self.policy = policy
-        self.what = what
-        self.deadline_at = deadline_at
-        self.waits = 0
-        self.failures = 0
-
-    def on_wait(self, decision: Wait, *, now: float) -> float:
-        """The delay before the next poll after a 202 or 429."""
-        self.waits += 1
-        self.failures = 0
-        delay = (
-            self._clamp(decision.delay)
-            if decision.delay is not None
-            else self.policy.backoff(self.waits)
-        )
-        self._check_deadline(delay, now=now, reason=decision.reason)
-        return delay
-
-    def on_failure(self, hint: float | None, reason: str, *, now: float) -> float:
-        """The delay before the next try after a transient failure; raises when the budget is spent."""
-        self.failures += 1
-        if self.failures >= self.policy.max_attempts:
-            raise BulkNetworkError(f"{self.what}: gave up after {self.failures} attempts: {reason}")
-        delay = self._clamp(hint) if hint is not None else self.policy.backoff(self.failures)
-        self._check_deadline(delay, now=now, reason=reason)
-        return delay
-
-    def on_success(self) -> None:
-        """Forget the failure streak."""
-        self.failures = 0
-
-    def _clamp(self, delay: float) -> float:
-        return min(max(0.0, delay), self.policy.max_retry_after)
-
-    def _check_deadline(self, delay: float, *, now: float, reason: str) -> None:
-        if self.deadline_at is not None and now + delay > self.deadline_at:
-            raise BulkTimeoutError(
-                f"{self.what}: the deadline of {self.policy.deadline:g} s would pass "
-                f"while waiting {delay:g} s ({reason})"
-            )
-
-
-def deadline_at(policy: RetryPolicy, *, now: float) -> float | None:
-    """The monotonic time at which the policy's overall deadline passes."""
-    return None if policy.deadline is None else now + policy.deadline
 
 
 # --------------------------------------------------------------------------- line counting

@@ -86,7 +86,18 @@ def _name_from_url(url: str) -> str:
     is_flag=True,
     help="If the server lost the export (410/404), start a new one.",
 )
+@click.option(
+    "--restart-stalled",
+    is_flag=True,
+    help="If the job stops progressing (see --stall-timeout), DELETE it and start a new one.",
+)
 @click.option("--timeout", type=float, help="Overall deadline in seconds [default: 24 h].")
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds without a change of the server's X-Progress before the job counts as "
+    "stalled; 0: never [default: 3 h].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars; only the summary and problems.")
 def export_command(
     source_name: str | None,
@@ -107,7 +118,9 @@ def export_command(
     keep_job: bool,
     new: bool,
     restart_expired: bool,
+    restart_stalled: bool,
     timeout: float | None,
+    stall_timeout: float | None,
     quiet: bool,
 ) -> None:
     """Export from a FHIR Bulk Data server into the lake's bronze layer (resumable).
@@ -140,11 +153,16 @@ def export_command(
         request = dataclasses.replace(source.request, since=since_value, **overrides)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc)) from exc
-    retry = RetryPolicy() if timeout is None else RetryPolicy(deadline=timeout)
+    retry = RetryPolicy()
+    if timeout is not None:
+        retry = dataclasses.replace(retry, deadline=timeout)
+    if stall_timeout is not None:
+        retry = dataclasses.replace(retry, stall_timeout=stall_timeout or None)
     options = ExportOptions(
         parallel=parallel or source.parallel or 4,
         delete_after=not keep_job and source.delete_after is not False,
         restart_expired=restart_expired,
+        restart_stalled=restart_stalled,
         new=new,
         retry=retry,
     )
@@ -203,7 +221,8 @@ def _resolve_source(
 
 _FAULT_FIELDS = (
     "kickoff_429", "status_429", "status_500", "file_500", "file_429", "file_drop",
-    "gone_jobs", "error_entries", "slow_seconds", "bytes_per_second",
+    "gone_jobs", "error_entries", "stall_jobs", "aux_count_offset", "kickoff_status",
+    "file_status", "slow_seconds", "bytes_per_second",
 )  # fmt: skip
 
 
@@ -256,7 +275,7 @@ def _faults(values: tuple[str, ...]) -> Any:
 )
 @click.option(
     "--retry-after-style",
-    type=click.Choice(["seconds", "http-date", "epoch"]),
+    type=click.Choice(["seconds", "http-date", "epoch", "epoch-ms"]),
     default="seconds",
     show_default=True,
 )

@@ -20,18 +20,22 @@ import secrets
 import shutil
 import tempfile
 import time
-import zlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,27 +51,12 @@ from fhirlake.bulkserver._jobs import (
     parse_kickoff,
 )
 from fhirlake.bulkserver._store import DataFolder
+from fhirlake.bulkserver._stream import ClosingStream, DroppedConnection, stream_slice
 
 __all__ = ["DroppedConnection", "RequestRecord", "ServerState", "create_app"]
 
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-_CHUNK = 256 * 1024
-_GZIP_LEVEL = 1  # fast: on loopback the CPU, not the wire, is the bottleneck
 _log = logging.getLogger("fhirlake.bulkserver")
-
-
-class DroppedConnection(Exception):
-    """Raised mid-body to make the ASGI server drop the connection (the ``file_drop`` fault)."""
-
-
-class _QuietDrops(logging.Filter):
-    """Keeps injected connection drops out of uvicorn's error log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
-
-
-logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 @dataclass(frozen=True)
@@ -185,6 +174,17 @@ def _outcome(
     )
 
 
+def _proxy_page(status: int) -> HTMLResponse:
+    """The HTML error page a reverse proxy sends, with no OperationOutcome in sight."""
+    title = f"{status} Request Entity Too Large" if status == 413 else f"{status} Refused"
+    page = (
+        f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
+        "<p>the kick-off request exceeds the proxy's limit of 8 KB</p>"
+        "<hr><center>nginx</center></body></html>"
+    )
+    return HTMLResponse(page, status_code=status)
+
+
 def _instant(when: float) -> str:
     return (
         datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -209,6 +209,8 @@ class _Handlers:
             return email.utils.formatdate(time.time() + delay, usegmt=True)
         if style == "epoch":
             return str(int(time.time() + delay))
+        if style == "epoch-ms":
+            return str(int((time.time() + delay) * 1000))
         return str(delay)
 
     async def _slow(self) -> None:
@@ -243,6 +245,8 @@ class _Handlers:
         if (refused := self._unauthorized(request)) is not None:
             return refused
         self.state.kickoffs += 1
+        if self.state.faults.kickoff_status:
+            return _proxy_page(self.state.faults.kickoff_status)
         if self.state.kickoffs <= self.state.faults.kickoff_429:
             return _outcome(
                 429,
@@ -336,6 +340,11 @@ class _Handlers:
             return _outcome(500, "status is unavailable for a moment", "transient")
         if job.build_error is not None:
             return _outcome(500, f"the export failed: {job.build_error}", "exception")
+        if job.index < self.state.faults.stall_jobs:
+            return Response(
+                status_code=202,
+                headers={"X-Progress": "42% complete", "Retry-After": self._retry_after()},
+            )
         elapsed = time.monotonic() - job.created
         if not job.built or elapsed < self.config.job_seconds:
             share = (
@@ -358,21 +367,23 @@ class _Handlers:
     def _manifest(self, request: Request, job: Job) -> dict[str, Any]:
         base = f"{self._base(request)}/_bulk/files/{job.id}"
 
-        def items(entries: list[OutputEntry]) -> list[dict[str, Any]]:
+        def items(entries: list[OutputEntry], offset: int = 0) -> list[dict[str, Any]]:
             return [
-                {"type": e.type, "url": f"{base}/{e.name}", "count": e.slice.count} for e in entries
+                {"type": e.type, "url": f"{base}/{e.name}", "count": e.slice.count + offset}
+                for e in entries
             ]
 
+        offset = self.state.faults.aux_count_offset
         manifest: dict[str, Any] = {
             "transactionTime": job.transaction_time,
             "request": job.request_url,
             "requiresAccessToken": self.state.tokens is not None,
             "output": items(job.outputs),
-            "error": items(job.errors),
+            "error": items(job.errors, offset),
             "extension": {"https://fhirlake.dev/bulkserver": {"job": job.id}},
         }
         if job.params.since is not None:
-            manifest["deleted"] = items(job.deleted)
+            manifest["deleted"] = items(job.deleted, offset)
         return manifest
 
     async def delete(self, request: Request) -> Response:
@@ -398,6 +409,12 @@ class _Handlers:
             return _outcome(404, "no such file", "not-found")
         if job.index < self.state.faults.gone_jobs:
             return _outcome(410, "the export has expired", "expired")
+        if self.state.faults.file_status:
+            status = self.state.faults.file_status
+            return PlainTextResponse(
+                f"{status}: file downloads are not allowed for this client ({name})",
+                status_code=status,
+            )
         with job.lock:
             attempt = job.file_attempts.get(name, 0) + 1
             job.file_attempts[name] = attempt
@@ -415,10 +432,10 @@ class _Handlers:
             headers["Content-Encoding"] = "gzip"
         else:
             headers["Content-Length"] = str(entry.slice.end - entry.slice.start)
-        body = _stream(
+        body = stream_slice(
             entry, use_gzip=use_gzip, drop=drop, bytes_per_second=faults.bytes_per_second
         )
-        return _ClosingStream(body, headers=headers, media_type="application/fhir+ndjson")
+        return ClosingStream(body, headers=headers, media_type="application/fhir+ndjson")
 
     # ------------------------------------------------------------------ discovery and auth
 
@@ -493,57 +510,3 @@ class _Handlers:
                 {"error": exc.error, "error_description": exc.description}, status_code=exc.status
             )
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-
-class _ClosingStream(StreamingResponse):
-    """A streaming response that always closes its body (and so its file), even when the client
-    went away mid-body and the generator would otherwise be left to the garbage collector."""
-
-    def __init__(self, body: AsyncGenerator[bytes, None], **kwargs: Any) -> None:
-        super().__init__(body, **kwargs)
-        self._body = body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._body.aclose()
-
-
-async def _stream(
-    entry: OutputEntry, *, use_gzip: bool, drop: bool, bytes_per_second: int | None
-) -> AsyncGenerator[bytes, None]:
-    """The bytes of a file slice, read and compressed in a worker thread chunk by chunk."""
-    piece = entry.slice
-    total = piece.end - piece.start
-    chunk = _CHUNK
-    if drop:
-        chunk = max(1, total // 4)
-    if bytes_per_second:
-        chunk = min(chunk, max(1024, bytes_per_second // 10))
-    compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31) if use_gzip else None
-    fh: BinaryIO = await anyio.to_thread.run_sync(open, piece.path, "rb")
-    try:
-        await anyio.to_thread.run_sync(fh.seek, piece.start)
-        sent = 0
-        while sent < total:
-            size = min(chunk, total - sent)
-            data, out = await anyio.to_thread.run_sync(_read_block, fh, size, compressor)
-            if not data:
-                break  # the file shrank under us: end the body early, the client will notice
-            sent += len(data)
-            if out:
-                yield out
-            if drop and sent < total and sent >= total // 2:
-                raise DroppedConnection(f"{entry.name}: dropped after {sent} of {total} bytes")
-            if bytes_per_second:
-                await asyncio.sleep(len(data) / bytes_per_second)
-        if compressor is not None:
-            yield compressor.flush()
-    finally:
-        fh.close()
-
-
-def _read_block(fh: BinaryIO, size: int, compressor: Any) -> tuple[bytes, bytes]:
-    data = fh.read(size)
-    return data, (compressor.compress(data) if compressor is not None else data)

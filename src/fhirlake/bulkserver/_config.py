@@ -36,6 +36,16 @@ class Faults:
     """The files of the first N jobs answer 410 Gone (an expired export)."""
     error_entries: int = 0
     """Each manifest lists an ``error[]`` file with this many OperationOutcomes."""
+    stall_jobs: int = 0
+    """The first N jobs stop progressing: their status stays 202 at the same X-Progress forever."""
+    aux_count_offset: int = 0
+    """The ``count`` of each ``error[]`` and ``deleted[]`` entry is its lines plus this (some
+    servers count the resources an error or a deletion concerns, not the lines of the file)."""
+    kickoff_status: int = 0
+    """Every kick-off is answered with this HTTP status (e.g. 413) and an HTML page, as a proxy
+    in front of the FHIR server would (0: off)."""
+    file_status: int = 0
+    """Every file request is answered with this HTTP status (e.g. 403) and a plain-text body."""
     slow_seconds: float = 0.0
     """Every kick-off, poll and download waits this long before answering."""
     bytes_per_second: int | None = None
@@ -87,14 +97,15 @@ class BulkServerConfig:
     and optionally ``deleted.ndjson`` (lines ``{"type": "Patient", "id": "…", "deleted": "<instant>"}``).
     A resource without ``meta.lastUpdated`` counts as updated when its file was last modified.
     ``job_seconds`` is how long each export pretends to run; ``retry_after`` the Retry-After sent
-    while it runs, written as ``retry_after_style`` (delay seconds, an HTTP-date or an epoch time).
+    while it runs, written as ``retry_after_style`` (delay seconds, an HTTP-date, an epoch time in seconds,
+    or one in milliseconds as some servers send).
     """
 
     data_dir: Path
     base_path: str = "/fhir"
     job_seconds: float = 0.0
     retry_after: int = 1
-    retry_after_style: Literal["seconds", "http-date", "epoch"] = "seconds"
+    retry_after_style: Literal["seconds", "http-date", "epoch", "epoch-ms"] = "seconds"
     lines_per_file: int | None = None
     gzip: bool = True
     expires_seconds: int = 3600
