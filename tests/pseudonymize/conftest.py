@@ -21,7 +21,7 @@ from fhirlake.pseudonymize.keys import KEY_ENV_VAR, PseudonymKey
 from fhirlake.pseudonymize.patients import PatientDirectory
 from fhirlake.pseudonymize.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from fhirlake.pseudonymize.rules import StructuredRules
-from fhirlake.pseudonymize.text import TextScrubber, load_analyzer
+from fhirlake.pseudonymize.text import TextScrubber, load_models
 from tests.conftest import shared_path
 
 TODAY = dt.date(2025, 6, 30)
@@ -91,8 +91,8 @@ def make_rules(
 
 @pytest.fixture(scope="session")
 def scrubber(policy: Policy, key: PseudonymKey) -> TextScrubber:
-    """Real Presidio with the real spaCy models (EN + FR), loaded once per session."""
-    return TextScrubber(policy.text, key, load_analyzer(policy.text.analyzer), policy.max_age)
+    """The real spaCy models (EN + FR, NER only), loaded once per session."""
+    return TextScrubber(policy.text, key, load_models(policy.text), policy.max_age)
 
 
 @pytest.fixture(scope="session")

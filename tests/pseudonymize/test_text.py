@@ -223,7 +223,7 @@ def test_xhtml_markup_survives(
         '<div xmlns="http://www.w3.org/1999/xhtml"><p><b>[PERSON_'
     ) and div.endswith("</p></div>")
     shifted = dt.date(1961, 4, 3) + dt.timedelta(days=key.day_offset("p1", policy.max_shift_days))
-    assert f"born {shifted.isoformat()}</p>" in div
+    assert f"born {shifted.year}</p>" in div  # a birth date in text keeps its year only
 
 
 @pytest.mark.parametrize(
@@ -236,6 +236,10 @@ def test_xhtml_markup_survives(
         "patients",
         "terms",
         "text",
+        "textdates",
+        "patterns",
+        "persons",
+        "clinical",
         "recognizers",
         "fhirtypes",
         "policy",

@@ -13,13 +13,20 @@ first reference anywhere in it to a Patient (``Provenance.target``, ``Group.memb
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from fhirlake.pseudonymize.clinical import CLINICAL_TYPES, ClinicalVocabulary, coded_texts
+from fhirlake.pseudonymize.persons import Person, PersonIndex, name_parts
 from fhirlake.pseudonymize.references import BundleUrls, patient_id_of
-from fhirlake.pseudonymize.terms import Term, identifying_terms
+from fhirlake.pseudonymize.terms import Term, contact_terms, identifying_terms
 
-__all__ = ["PatientDirectory", "PatientInfo", "compartment_patient"]
+__all__ = ["CONTEXT_TYPES", "PatientDirectory", "PatientInfo", "compartment_patient"]
+
+# Resource types the first pass reads when free text is scrubbed: who the export names, and
+# the clinical vocabulary its codes carry.
+PEOPLE_TYPES = frozenset({"Patient", "RelatedPerson", "Practitioner", "PractitionerRole"})
+CONTEXT_TYPES = PEOPLE_TYPES | CLINICAL_TYPES
 
 # Elements that hold the compartment's patient, tried in order (R4 CompartmentDefinition
 # "patient": most resources use subject or patient; Coverage beneficiary; ResearchSubject
@@ -27,7 +34,7 @@ __all__ = ["PatientDirectory", "PatientInfo", "compartment_patient"]
 _COMPARTMENT_ELEMENTS = ("patient", "subject", "beneficiary", "individual", "candidate")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class PatientInfo:
     """What text scrubbing needs to know of one patient."""
 
@@ -35,6 +42,8 @@ class PatientInfo:
     language: str | None
     terms: tuple[Term, ...]  # direct identifiers: the deny-list, and what the leak scan seeks
     quasi_terms: tuple[Term, ...]  # city, postal code: also removed from the patient's notes
+    birth_date: str | None = None  # as in the input: a date equal to it in a note is cut
+    dates: set[str] = field(default_factory=set)  # raw dates of the compartment (the scan)
 
 
 def _language(patient: dict[str, Any]) -> str | None:
@@ -52,10 +61,20 @@ def _language(patient: dict[str, Any]) -> str | None:
 
 
 class PatientDirectory:
-    """Patients of the input by id: ordinal, language and identifying terms."""
+    """What the export says about people: patients by id, everyone named, clinical words.
 
-    def __init__(self) -> None:
+    ``persons`` indexes every person the export names (patients, their contacts and
+    relatives, practitioners) for the text deny-list; ``clinician_terms`` are practitioners'
+    strings (full names, phones, e-mails); ``clinical`` is the export's coded vocabulary.
+    """
+
+    def __init__(self, stop_words: frozenset[str] = frozenset()) -> None:
         self._by_id: dict[str, PatientInfo] = {}
+        self.persons = PersonIndex(stop_words)
+        self.clinical = ClinicalVocabulary(stop_words)
+        self.clinician_terms: list[Term] = []
+        self._related: list[dict[str, Any]] = []
+        self._clinicians = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -68,9 +87,52 @@ class PatientDirectory:
         ordinal = len(self._by_id) + 1
         terms = tuple(identifying_terms(patient, ordinal))
         quasi = tuple(t for t in identifying_terms(patient, ordinal, quasi=True) if t not in terms)
-        info = PatientInfo(ordinal, _language(patient), terms, quasi)
+        birth = patient.get("birthDate")
+        info = PatientInfo(
+            ordinal, _language(patient), terms, quasi, birth if isinstance(birth, str) else None
+        )
         self._by_id[pid] = info
+        for name in patient.get("name") or []:
+            self.persons.add(Person("patient", ordinal, *name_parts(name)))
+        for contact in patient.get("contact") or []:
+            if isinstance(contact, dict):
+                self.persons.add(Person("relative", ordinal, *name_parts(contact.get("name"))))
         return info
+
+    def add_context(self, resource: dict[str, Any]) -> None:
+        """Take what text scrubbing needs from any resource of :data:`CONTEXT_TYPES`."""
+        kind = resource.get("resourceType")
+        if kind == "Patient":
+            self.add(resource)
+        elif kind == "RelatedPerson":
+            self._related.append(resource)
+        elif kind == "Practitioner":
+            self._clinicians += 1
+            for name in resource.get("name") or []:
+                given, family = name_parts(name)
+                self.persons.add(Person("clinician", self._clinicians, given, family))
+                for first in given[:1]:
+                    for last in family[:1]:
+                        for text in (f"{first} {last}", f"{last} {first}"):
+                            self.clinician_terms.append(
+                                Term("PERSON", text, self._clinicians, "clinician")
+                            )
+            self.clinician_terms.extend(contact_terms(resource, self._clinicians, "clinician"))
+        elif kind in CLINICAL_TYPES:
+            self.clinical.add_terms(coded_texts(resource))
+
+    def finish(self) -> None:
+        """Attach the RelatedPersons read to their patients (they may come before them)."""
+        for related in self._related:
+            reference = (related.get("patient") or {}).get("reference")
+            info = self.get(patient_id_of(reference, None))
+            if info is None:
+                continue
+            for name in related.get("name") or []:
+                self.persons.add(Person("relative", info.ordinal, *name_parts(name)))
+            extra = tuple(identifying_terms(related, info.ordinal, quasi=False, with_id=False))
+            info.terms = info.terms + tuple(t for t in extra if t not in info.terms)
+        self._related.clear()
 
     def get(self, patient_id: str | None) -> PatientInfo | None:
         """The patient with this id, if the input has their Patient resource."""

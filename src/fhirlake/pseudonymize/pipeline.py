@@ -32,19 +32,20 @@ import orjson
 from fhirlake.pseudonymize.errors import PseudonymizeError, RecordError
 from fhirlake.pseudonymize.fhirtypes import load_registry
 from fhirlake.pseudonymize.keys import PseudonymKey
-from fhirlake.pseudonymize.patients import PatientDirectory
+from fhirlake.pseudonymize.patients import CONTEXT_TYPES, PatientDirectory
 from fhirlake.pseudonymize.policy import Policy
 from fhirlake.pseudonymize.reader import (
     Location,
     Source,
     discover,
     open_input,
+    read_context,
     read_patients,
     read_records,
 )
 from fhirlake.pseudonymize.report import QUARANTINE_NAME, REPORT_NAME, PrivacyReport
 from fhirlake.pseudonymize.rules import ResourceContext, RuleStats, StructuredRules
-from fhirlake.pseudonymize.text import TextScrubber, TextStats, load_analyzer
+from fhirlake.pseudonymize.text import TextScrubber, TextStats, load_models
 
 __all__ = ["pseudonymize"]
 
@@ -309,6 +310,32 @@ def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterato
         _WORKER = None
 
 
+def read_directory(sources: list[Source], *, text: bool, policy: Policy) -> PatientDirectory:
+    """The first pass: the Patients, and for free text everyone named and the coded words."""
+    if not text:
+        patients = PatientDirectory()
+        for source in sources:
+            for patient in read_patients(source):
+                patients.add(patient)
+        return patients
+    patients = PatientDirectory(stop_words())
+    if policy.text.clinical_terms is not None:
+        patients.clinical.load(policy.text.clinical_terms)
+    for source in sources:
+        for resource in read_context(source, CONTEXT_TYPES):
+            patients.add_context(resource)
+    patients.finish()
+    return patients
+
+
+def stop_words() -> frozenset[str]:
+    """The common words of English and French (spaCy's lists): never a name on their own."""
+    from spacy.lang.en.stop_words import STOP_WORDS as ENGLISH
+    from spacy.lang.fr.stop_words import STOP_WORDS as FRENCH
+
+    return frozenset(ENGLISH | FRENCH)
+
+
 def pseudonymize(
     input_path: Path,
     output_dir: Path,
@@ -330,16 +357,12 @@ def pseudonymize(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     effective = policy if text else policy.without_text()
     sources = discover(input_path)
-    patients = PatientDirectory()
-    for source in sources:
-        for patient in read_patients(source):
-            patients.add(patient)
+    patients = read_directory(sources, text=effective.uses_text, policy=effective)
     rules = StructuredRules(effective, key, load_registry(), patients, today or dt.date.today())
     if effective.uses_text and scrubber is None:
-        analyzer = load_analyzer(effective.text.analyzer)
-        scrubber = TextScrubber(effective.text, key, analyzer, effective.max_age)
-    elif scrubber is not None:
-        scrubber.start_run()
+        scrubber = TextScrubber(effective.text, key, load_models(effective.text), effective.max_age)
+    if scrubber is not None:
+        scrubber.start_run(patients)
     worker = _Worker(sources, rules, scrubber if effective.uses_text else None)
     report = PrivacyReport(
         policy=str(policy.path),

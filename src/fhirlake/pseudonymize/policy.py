@@ -96,6 +96,7 @@ class TextSettings:
     entities: Mapping[str, str] = field(default_factory=dict)
     cache_size: int = 100_000
     batch_size: int = 32
+    clinical_terms: Path | None = None  # headings, drugs, abbreviations never replaced
 
     def operator(self, entity: str) -> str:
         """What happens to an entity found in text: pseudonym, tag, dateShift or keep."""
@@ -277,6 +278,7 @@ class _Parser:
                 "entities",
                 "cacheSize",
                 "batchSize",
+                "clinicalTerms",
             ),
         )
         analyzer = raw.get("analyzer")
@@ -306,6 +308,14 @@ class _Parser:
                     f"/text/entities/{entity}",
                     f"unknown operator {operator!r} (expected one of {', '.join(TEXT_OPERATORS)})",
                 )
+        clinical: Path | None = None
+        if "clinicalTerms" in raw:
+            name = raw["clinicalTerms"]
+            if not isinstance(name, str) or not name:
+                raise self.fail("/text/clinicalTerms", "expected the path of a YAML file")
+            clinical = (self.path.parent / name).resolve()
+            if not clinical.is_file():
+                raise self.fail("/text/clinicalTerms", f"clinical terms file {clinical} not found")
         language = raw.get("defaultLanguage", "en")
         if not isinstance(language, str) or not language:
             raise self.fail("/text/defaultLanguage", "expected a language code such as en or fr")
@@ -319,6 +329,7 @@ class _Parser:
                 raw.get("cacheSize", 100_000), "/text/cacheSize", 0, 10_000_000
             ),
             batch_size=self.integer(raw.get("batchSize", 32), "/text/batchSize", 1, 4096),
+            clinical_terms=clinical,
         )
 
     def policy(self, raw: Any, sha256: str) -> Policy:

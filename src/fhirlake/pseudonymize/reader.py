@@ -24,6 +24,7 @@ __all__ = [
     "discover",
     "is_fhir_json",
     "open_input",
+    "read_context",
     "read_patients",
     "read_records",
 ]
@@ -193,4 +194,35 @@ def read_patients(source: Source) -> Iterator[dict[str, Any]]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            yield resource
+
+
+def read_context(source: Source, types: frozenset[str]) -> Iterator[dict[str, Any]]:
+    """The resources of ``types`` in a source (first pass, when free text is scrubbed).
+
+    NDJSON files named after another type are skipped unread. Like :func:`read_patients`,
+    this fills ``source.bundle_urls`` and skips invalid lines.
+    """
+    if source.kind == "bundle":
+        document = _bundle_json(source)
+        if isinstance(document, dict) and document.get("resourceType") in types:
+            yield document
+        for entry in (document.get("entry") or []) if isinstance(document, dict) else []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            rtype, rid, url = resource.get("resourceType"), resource.get("id"), entry.get("fullUrl")
+            if isinstance(rtype, str) and isinstance(rid, str) and isinstance(url, str):
+                source.bundle_urls[url] = (rtype, rid)
+            if rtype in types:
+                yield resource
+        return
+    if source.expected_type is not None and source.expected_type not in types:
+        return
+    for _, raw in _ndjson(source):
+        try:
+            resource = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(resource, dict) and resource.get("resourceType") in types:
             yield resource

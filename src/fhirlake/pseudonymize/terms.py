@@ -19,7 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Term", "TermMatcher", "identifying_terms"]
+from fhirlake.pseudonymize.persons import normalise
+
+__all__ = ["Term", "TermMatcher", "contact_terms", "identifying_terms"]
 
 _WORD = re.compile(r"\w+")
 _DATE_LIKE = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})$")
@@ -33,11 +35,15 @@ MIN_SINGLE_NUMBER = 6
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """An identifying string: its entity type (PERSON…), its text, and whose it is (an index)."""
+    """An identifying string: its entity type (PERSON…), its text, and whose it is.
+
+    ``owner`` is the patient's ordinal, or the clinician's when ``role`` is "clinician".
+    """
 
     entity: str
     text: str
     owner: int
+    role: str = "patient"
 
     @property
     def weak(self) -> bool:
@@ -58,7 +64,7 @@ def _long_enough(token: str, min_number: int) -> bool:
 
 
 def _tokens(text: str) -> tuple[str, ...]:
-    return tuple(t.casefold() for t in _WORD.findall(text))
+    return tuple(normalise(t) for t in _WORD.findall(text))
 
 
 class TermMatcher:
@@ -81,7 +87,7 @@ class TermMatcher:
         """Yield (start, end, term) for every occurrence, longest first at each position."""
         if not self._by_first:
             return
-        spans = [(m.start(), m.end(), m.group().casefold()) for m in _WORD.finditer(text)]
+        spans = [(m.start(), m.end(), normalise(m.group())) for m in _WORD.finditer(text)]
         i = 0
         while i < len(spans):
             entries = self._by_first.get(spans[i][2])
@@ -131,7 +137,35 @@ def _compact(text: str) -> str:
     return "".join(_WORD.findall(text))
 
 
-def identifying_terms(patient: dict[str, Any], owner: int, *, quasi: bool = False) -> list[Term]:
+def contact_terms(resource: dict[str, Any], owner: int, role: str) -> list[Term]:
+    """A resource's phones, e-mails and address lines (a practitioner's, say) as terms."""
+    found: list[tuple[str, str]] = []
+    _contact(resource, found, quasi=False)
+    return [
+        Term(entity, text, owner, role) for entity, text in dict.fromkeys(found) if text.strip()
+    ]
+
+
+def _contact(resource: dict[str, Any], found: list[tuple[str, str]], *, quasi: bool) -> None:
+    for telecom in resource.get("telecom") or []:
+        if isinstance(telecom, dict) and isinstance(telecom.get("value"), str):
+            entity = "EMAIL_ADDRESS" if telecom.get("system") == "email" else "PHONE_NUMBER"
+            found.append((entity, telecom["value"]))
+            if entity == "PHONE_NUMBER":
+                found.append((entity, _compact(telecom["value"])))
+    addresses = resource.get("address") or []
+    for address in addresses if isinstance(addresses, list) else [addresses]:
+        if isinstance(address, dict):
+            found.extend(("LOCATION", line) for line in _texts(address.get("line")))
+            found.extend(("LOCATION", text) for text in _texts(address.get("text")))
+            if quasi:
+                for name in ("city", "postalCode"):
+                    found.extend(("LOCATION", text) for text in _texts(address.get(name)))
+
+
+def identifying_terms(
+    patient: dict[str, Any], owner: int, *, quasi: bool = False, with_id: bool = True
+) -> list[Term]:
     """Every identifying string of a Patient resource, as terms owned by ``owner``.
 
     Names (official, maiden, contacts', mother's maiden name), phone numbers and e-mails,
@@ -153,24 +187,15 @@ def identifying_terms(patient: dict[str, Any], owner: int, *, quasi: bool = Fals
                 found.extend(
                     ("PERSON", v) for w in [text, *text.split()] for v in _with_variants(w)
                 )
-    for telecom in patient.get("telecom") or []:
-        if isinstance(telecom, dict) and isinstance(telecom.get("value"), str):
-            entity = "EMAIL_ADDRESS" if telecom.get("system") == "email" else "PHONE_NUMBER"
-            found.append((entity, telecom["value"]))
-            if entity == "PHONE_NUMBER":
-                found.append((entity, _compact(telecom["value"])))
-    for address in patient.get("address") or []:
-        if isinstance(address, dict):
-            found.extend(("LOCATION", line) for line in _texts(address.get("line")))
-            found.extend(("LOCATION", text) for text in _texts(address.get("text")))
-            if quasi:
-                for name in ("city", "postalCode"):
-                    found.extend(("LOCATION", text) for text in _texts(address.get(name)))
+    _contact(patient, found, quasi=quasi)
+    for contact in patient.get("contact") or []:
+        if isinstance(contact, dict):
+            _contact(contact, found, quasi=False)
     for identifier in patient.get("identifier") or []:
         if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
             value = identifier["value"]
             found.extend([("IDENTIFIER", value), ("IDENTIFIER", _compact(value))])
-    if isinstance(patient.get("id"), str):
+    if with_id and isinstance(patient.get("id"), str):
         found.append(("IDENTIFIER", patient["id"]))
     seen: set[tuple[str, str]] = set()
     terms = []

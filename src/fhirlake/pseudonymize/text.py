@@ -1,156 +1,98 @@
-"""Free text through Presidio: analysis (cached by hash), the patient's deny-list, replacement.
+"""Free text: names, places, dates and identifiers found and replaced, fast, EN and FR.
 
 For every text element of a batch of resources (:class:`~fhirlake.pseudonymize.rules.TextSlot`):
 
-1. Presidio analyses the text (spaCy NER, pattern recognizers, the French NIR). The result
-   depends only on the text and its language, so it is cached by a hash of both: a text seen
-   before, in any patient, is not analysed again. New texts go to spaCy in batches
-   (``nlp.pipe``), which is about twice as fast as one call per text.
-2. The patient's own identifying strings (names NER misses, such as Synthea's "Carolee951",
-   phones, address lines, identifiers) are found by a per-patient deny-list; this depends on
-   the patient, so it runs on every text, and is cheap.
-3. Overlapping findings are merged and replaced: a consistent keyed token such as
-   ``[PERSON_3fa94c0e1b]`` (the same name gives the same token everywhere), a type tag
-   ``[LOCATION]``, or, for dates, the date moved by the patient's offset so that dates in notes
-   agree with the shifted structured dates (and cannot reveal the offset).
+1. **Analysis, once per distinct text** (cached by a hash of language and text): the spaCy
+   NER pass (``ner``: PERSON, LOCATION, ORGANIZATION, with the NER pipe alone, in batches),
+   the patterns (``patterns``: e-mails, phones, NIR, identifiers by shape and label, street
+   addresses, names after a title) and the dates (``textdates``). The language is the text's
+   own (its function words), else the patient's, else the policy's default.
+2. **The export's deny-lists**, per text: every person the export names (``persons``: the
+   patient, their relatives, the clinicians; accents, case, hyphens, word order and initials
+   do not matter) and the patient's own phones, e-mails, addresses and identifiers.
+3. **The clinical allow-list** (``clinical``): a span NER found that is clinical vocabulary
+   ("Metformine", "# Social History", "Holter ECG") is kept, unless a deny-list or a pattern
+   marks it too.
+4. **Replacement**: overlapping findings merge (deny-lists first, then dates, patterns, NER);
+   a person of the export gets one keyed token whatever the spelling (``[PERSON_3fa94c0e1b]``),
+   other names a token of their text, places a tag, and each date is moved by the patient's
+   offset and written back in its own format (a birth date keeps its year only).
 
 XHTML narratives are analysed with their tags blanked out, and replacements never touch markup.
+
+>>> shift_date_text("12/06/2003", 3, "fr", 89), shift_date_text("June 12, 2003", 3, "en", 89)
+('15/06/2003', 'June 15, 2003')
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
-import logging
-import os
 import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import yaml
-
-from fhirlake.pseudonymize.dates import shift_date
-from fhirlake.pseudonymize.errors import PolicyError
 from fhirlake.pseudonymize.keys import PseudonymKey
+from fhirlake.pseudonymize.ner import NerModels, guess_language, load_ner_settings
+from fhirlake.pseudonymize.patients import PatientDirectory
+from fhirlake.pseudonymize.patterns import AGE_PATTERN, find_patterns
+from fhirlake.pseudonymize.persons import Person
 from fhirlake.pseudonymize.policy import TextSettings
 from fhirlake.pseudonymize.rules import TextSlot
 from fhirlake.pseudonymize.terms import TermMatcher
+from fhirlake.pseudonymize.textdates import TextDate, find_dates
 
-if TYPE_CHECKING:
-    from presidio_analyzer import AnalyzerEngine
+__all__ = ["Span", "TextScrubber", "TextStats", "load_models", "shift_date_text"]
 
-__all__ = ["Span", "TextScrubber", "TextStats", "load_analyzer", "shift_date_text"]
-
-# (start, end, entity type, score)
-Span = tuple[int, int, str, float]
-# (language, text as analysed, tag ranges of XHTML, digest of language and text)
-_Prepared = tuple[str, str, list[tuple[int, int]], bytes]
-_DENY_SCORE = 2.0  # above any Presidio score: the deny-list wins overlaps
+# (start, end, entity type, score, what was found: a TextDate, a Person or None)
+Span = tuple[int, int, str, float, object]
+_DENY_SCORE = 2.0  # a string of the export: wins every overlap
+_DATE_SCORE = 1.5
+_PATTERN_SCORES = {
+    "EMAIL_ADDRESS": 1.0,
+    "FR_NIR": 1.0,
+    "US_SSN": 0.95,
+    "PHONE_NUMBER": 0.95,
+    "URL": 0.9,
+    "IP_ADDRESS": 0.9,
+    "PERSON": 0.9,
+    "LOCATION": 0.8,
+    "IDENTIFIER": 0.7,
+}
 _TAG = re.compile(r"<[^>]*>")
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?$")
-_NUMERIC = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})$")
-_YEAR = re.compile(r"^\d{4}$")
-_AGE = re.compile(r"^(\d{1,3})(\s*-?\s*(?:years?|yrs?|y/o|ans?)\b.*)$", re.IGNORECASE)
 
 
-def load_analyzer(config_path: Path) -> AnalyzerEngine:
-    """Build the Presidio analyzer from its YAML, offline, after checking it ourselves.
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    """What a text holds, whoever it belongs to (so it is cached by the text alone)."""
 
-    Presidio falls back to its default configuration (which downloads ``en_core_web_lg``) when
-    a file is missing or invalid; checking first turns that into a clear error instead.
-    """
-    where = str(config_path)
-    try:
-        conf = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(where, "", f"cannot read the analyzer configuration ({exc})") from None
-    if not isinstance(conf, dict):
-        raise PolicyError(where, "", "expected a mapping")
-    nlp = conf.get("nlp_configuration")
-    if not isinstance(nlp, dict) or not isinstance(nlp.get("models"), list) or not nlp["models"]:
-        raise PolicyError(where, "/nlp_configuration/models", "expected a list of spaCy models")
-    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # no download of the PSL
-    import spacy.util
-
-    for i, model in enumerate(nlp["models"]):
-        name = model.get("model_name") if isinstance(model, dict) else None
-        if not isinstance(name, str) or not (spacy.util.is_package(name) or Path(name).exists()):
-            raise PolicyError(
-                where,
-                f"/nlp_configuration/models/{i}/model_name",
-                f"spaCy model {name!r} is not installed (it is a PyPI package: pip install -e .)",
-            )
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    from presidio_analyzer import AnalyzerEngineProvider
-
-    from fhirlake.pseudonymize.recognizers import FrNirRecognizer
-
-    try:
-        analyzer = AnalyzerEngineProvider(analyzer_engine_conf_file=config_path).create_engine()
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise PolicyError(where, "", f"Presidio rejected the configuration: {exc}") from None
-    for language in analyzer.supported_languages:
-        analyzer.registry.add_recognizer(FrNirRecognizer(supported_language=language))
-    _tune(analyzer)
-    return analyzer
+    language: str
+    ner: tuple[Span, ...]
+    patterns: tuple[Span, ...]
+    dates: tuple[TextDate, ...]
+    ages: tuple[tuple[int, int, int], ...]  # (start, end of the number, age)
 
 
-# Numbering plans tried by Presidio's phone recognizer, per language (its default tries eight
-# countries, which makes it the slowest recognizer). Presidio's YAML cannot set this.
-PHONE_REGIONS = {"en": ("US", "CA", "GB"), "fr": ("FR", "BE", "CH")}
-
-
-def _tune(analyzer: AnalyzerEngine) -> None:
-    """Switch off work that does not change the findings (about a third of the time)."""
-    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
-
-    for recognizer in analyzer.registry.recognizers:
-        if (
-            isinstance(recognizer, PhoneRecognizer)
-            and recognizer.supported_language in PHONE_REGIONS
-        ):
-            recognizer.supported_regions = PHONE_REGIONS[recognizer.supported_language]
-    for nlp in getattr(analyzer.nlp_engine, "nlp", {}).values():
-        if "parser" in nlp.pipe_names:
-            nlp.disable_pipe("parser")  # NER and the lemmatizer do not need it
+def load_models(settings: TextSettings) -> NerModels:
+    """The NER models the policy's analyzer file names, loaded now (once per process)."""
+    models = NerModels(load_ner_settings(settings.analyzer))
+    models.load_all()
+    return models
 
 
 def shift_date_text(text: str, offset: int, language: str, max_age: int) -> str | None:
-    """A date found in text, moved by ``offset`` days; ``None`` if it must become a tag.
+    """A date written in text, moved by ``offset`` days in its own format (``None``: a tag).
 
-    ISO dates, numeric dates (month first in English, day first in French) and years are
-    shifted; an age ("42 year-old") stays unless above ``max_age``; words without digits
-    ("yesterday") stay; anything else with digits ("June 12, 2003") becomes a tag.
-
-    >>> shift_date_text("2003-06-12", 3, "en", 89), shift_date_text("12/06/2003", 3, "fr", 89)
-    ('2003-06-15', '15/06/2003')
-    >>> shift_date_text("95 year-old", 3, "en", 89), shift_date_text("today", 3, "en", 89)
-    ('90+ year-old', 'today')
+    Kept for callers of the former API; :mod:`fhirlake.pseudonymize.textdates` does the work.
     """
-    stripped = text.strip()
-    try:
-        if _ISO.match(stripped) or _YEAR.match(stripped):
-            return shift_date(stripped, offset)
-        m = _NUMERIC.match(stripped)
-        if m:
-            first, sep, second, year = m.groups()
-            month, day = (first, second) if language == "en" else (second, first)
-            shifted = dt.date(int(year), int(month), int(day)) + dt.timedelta(days=offset)
-            a, b = (
-                (shifted.month, shifted.day) if language == "en" else (shifted.day, shifted.month)
-            )
-            return f"{a:02d}{sep}{b:02d}{sep}{shifted.year:04d}"
-    except ValueError:
-        return None
-    m = _AGE.match(stripped)
-    if m:
-        return f"{max_age + 1}+{m[2]}" if int(m[1]) > max_age else text
-    return None if any(c.isdigit() for c in stripped) else text
+    found = find_dates(text, language)
+    if len(found) != 1:
+        return None if any(c.isdigit() for c in text) else text
+    date = found[0]
+    moved = date.render(offset)
+    return None if moved is None else text[: date.start] + moved + text[date.end :]
 
 
 @dataclass(slots=True)
@@ -186,17 +128,17 @@ def _blank_tags(xhtml: str) -> tuple[str, list[tuple[int, int]]]:
 
 def _outside(span: Span, tags: list[tuple[int, int]]) -> Iterable[Span]:
     """The parts of ``span`` that are not inside a tag."""
-    start, end, entity, score = span
+    start, end, entity, score, found = span
     for tag_start, tag_end in tags:
         if tag_end <= start:
             continue
         if tag_start >= end:
             break
         if tag_start > start:
-            yield (start, tag_start, entity, score)
+            yield (start, tag_start, entity, score, found)
         start = max(start, tag_end)
     if start < end:
-        yield (start, end, entity, score)
+        yield (start, end, entity, score, found)
 
 
 def _merge(spans: list[Span]) -> list[Span]:
@@ -206,149 +148,213 @@ def _merge(spans: list[Span]) -> list[Span]:
         if merged and span[0] < merged[-1][1]:
             last = merged[-1]
             best = last if last[3] >= span[3] else span
-            merged[-1] = (last[0], max(last[1], span[1]), best[2], best[3])
+            merged[-1] = (last[0], max(last[1], span[1]), best[2], best[3], best[4])
         else:
             merged.append(span)
     return merged
 
 
+def _overlaps(span: Span, others: Iterable[Span]) -> bool:
+    return any(span[0] < o[1] and o[0] < span[1] for o in others)
+
+
 class TextScrubber:
-    """Scrubs batches of text slots in place; one per worker process."""
+    """Scrubs batches of text slots in place; one per worker process (models loaded once)."""
 
     def __init__(
-        self, settings: TextSettings, key: PseudonymKey, analyzer: AnalyzerEngine, max_age: int
+        self, settings: TextSettings, key: PseudonymKey, models: NerModels, max_age: int
     ) -> None:
-        from presidio_analyzer import BatchAnalyzerEngine
-
         self.settings = settings
         self.key = key
-        self.analyzer = analyzer
-        self.batch = BatchAnalyzerEngine(analyzer)
+        self.models = models
         self.max_age = max_age
-        self.languages = frozenset(analyzer.supported_languages)
+        self.languages = models.languages
         self.stats = TextStats()
-        self._cache: OrderedDict[bytes, tuple[Span, ...]] = OrderedDict()
+        self.directory = PatientDirectory()
+        self._cache: OrderedDict[bytes, _Analysis] = OrderedDict()
         self._matchers: OrderedDict[int, TermMatcher] = OrderedDict()
+        self._clinicians = TermMatcher(())
+        self._tokens: dict[tuple[str, int, str], str] = {}
 
-    def start_run(self) -> None:
-        """Forget the deny-lists of the last run (its patient ordinals mean other people now).
+    def start_run(self, directory: PatientDirectory) -> None:
+        """Take the export's people and vocabulary; forget the last run's deny-lists.
 
         The analysis cache stays: it depends only on the texts.
         """
+        self.directory = directory
         self._matchers.clear()
+        self._tokens.clear()
+        self._clinicians = TermMatcher(
+            (t for t in directory.clinician_terms if t.entity != "PERSON"), min_number=6
+        )
 
     def scrub(self, slots: list[TextSlot]) -> None:
         """Analyse, deny-list and replace every slot's text, writing the result back."""
         started = time.perf_counter()
         prepared = [self._prepare(slot) for slot in slots]
-        found = self._analyse(prepared)
-        for slot, (language, masked, tags, _), spans in zip(slots, prepared, found, strict=True):
-            all_spans = [*spans, *self._deny(slot, masked)]
-            merged = _merge([part for span in all_spans for part in _outside(span, tags)])
-            self._write(slot, self._replace(slot.text, merged, slot.offset, language))
+        analyses = self._analyse(prepared)
+        for slot, (masked, tags, _), analysis in zip(slots, prepared, analyses, strict=True):
+            spans = self._spans(slot, masked, analysis)
+            merged = _merge([part for span in spans for part in _outside(span, tags)])
+            self._write(slot, self._replace(slot, merged, analysis))
         self.stats.seconds += time.perf_counter() - started
 
-    def _prepare(self, slot: TextSlot) -> _Prepared:
-        language = (
-            slot.language if slot.language in self.languages else self.settings.default_language
-        )
+    # --- analysis (per distinct text) --------------------------------------------------------
+
+    def _prepare(self, slot: TextSlot) -> tuple[str, list[tuple[int, int]], str]:
         masked, tags = _blank_tags(slot.text) if slot.kind == "xhtml" else (slot.text, [])
-        digest = hashlib.blake2b(f"{language}\x00{masked}".encode(), digest_size=16).digest()
+        fallback = slot.language if slot.language in self.languages else None
+        language = guess_language(
+            masked, fallback or self.settings.default_language, self.languages
+        )
         self.stats.elements += 1
         self.stats.characters += len(slot.text)
-        return language, masked, tags, digest
+        return masked, tags, language
 
-    def _analyse(self, prepared: list[_Prepared]) -> list[tuple[Span, ...]]:
-        """Presidio's findings for each prepared text: from the cache, or analysed in batches.
+    def _analyse(self, prepared: list[tuple[str, list[tuple[int, int]], str]]) -> list[_Analysis]:
+        """Each text's analysis: from the cache, or computed with one NER batch per language.
 
         With ``cacheSize: 0`` nothing is remembered and every text is analysed, duplicates
         included (the baseline the benchmark compares the cache against).
         """
         use_cache = self.settings.cache_size > 0
-        known: dict[bytes, tuple[Span, ...]] = {}
+        digests = [
+            hashlib.blake2b(f"{language}\x00{masked}".encode(), digest_size=16).digest()
+            for masked, _, language in prepared
+        ]
+        result: dict[bytes, _Analysis] = {}
         missing: dict[str, dict[bytes, str]] = {}
-        uncached: list[int] = []
-        for i, (language, masked, _, digest) in enumerate(prepared):
-            if not use_cache:
-                uncached.append(i)
-            elif digest in known or digest in missing.get(language, {}):
+        for digest, (masked, _, language) in zip(digests, prepared, strict=True):
+            if use_cache and (digest in result or digest in missing.get(language, {})):
                 self.stats.cache_hits += 1
-            elif digest in self._cache:
+            elif use_cache and digest in self._cache:
                 self._cache.move_to_end(digest)
-                known[digest] = self._cache[digest]
+                result[digest] = self._cache[digest]
                 self.stats.cache_hits += 1
             else:
                 missing.setdefault(language, {})[digest] = masked
-        if not use_cache:
-            by_index: dict[int, tuple[Span, ...]] = {}
-            for language in {prepared[i][0] for i in uncached}:
-                indexes = [i for i in uncached if prepared[i][0] == language]
-                for i, spans in zip(
-                    indexes, self._run(language, [prepared[i][1] for i in indexes]), strict=True
-                ):
-                    by_index[i] = spans
-            return [by_index[i] for i in range(len(prepared))]
+        if not use_cache:  # every text, duplicates included
+            missing = {}
+            order: list[_Analysis] = []
+            for masked, _, language in prepared:
+                order.extend(self._run(language, [masked]))
+            return order
         for language, texts in missing.items():
-            digests = list(texts)
-            for digest, spans in zip(
-                digests, self._run(language, list(texts.values())), strict=True
+            for digest, analysis in zip(
+                texts, self._run(language, list(texts.values())), strict=True
             ):
-                known[digest] = spans
-                self._cache[digest] = spans
+                result[digest] = analysis
+                self._cache[digest] = analysis
                 if len(self._cache) > self.settings.cache_size:
                     self._cache.popitem(last=False)
-        return [known[p[3]] for p in prepared]
+        return [result[d] for d in digests]
 
-    def _run(self, language: str, texts: list[str]) -> list[tuple[Span, ...]]:
-        """Presidio on a batch of texts of one language (spaCy's nlp.pipe underneath)."""
-        results = self.batch.analyze_iterator(
-            texts,
-            language=language,
-            batch_size=self.settings.batch_size,
-            score_threshold=self.settings.score_threshold,
-        )
+    def _run(self, language: str, texts: list[str]) -> list[_Analysis]:
+        """NER on a batch of texts of one language, and the rules on each."""
         self.stats.analysed += len(texts)
-        return [
-            tuple((r.start, r.end, r.entity_type, float(r.score)) for r in found)
-            for found in results
-        ]
+        model = language if language in self.languages else self.settings.default_language
+        found = self.models.entities(model, texts, self.settings.batch_size)
+        out = []
+        for text, entities in zip(texts, found, strict=True):
+            patterns = tuple(
+                (s, e, kind, _PATTERN_SCORES[kind], None) for s, e, kind in find_patterns(text)
+            )
+            ages = tuple(
+                (m.start("age"), m.end("age"), int(m.group("age")))
+                for m in AGE_PATTERN.finditer(text)
+                if int(m.group("age")) > self.max_age
+            )
+            out.append(
+                _Analysis(
+                    language,
+                    tuple((s, e, k, score, None) for s, e, k, score in entities),
+                    patterns,
+                    tuple(find_dates(text, language)),
+                    ages,
+                )
+            )
+        return out
+
+    # --- per patient --------------------------------------------------------------------------
+
+    def _spans(self, slot: TextSlot, text: str, analysis: _Analysis) -> list[Span]:
+        deny = self._deny(slot, text)
+        clinical = self.directory.clinical
+        ner = [s for s in analysis.ner if not clinical.allows(text[s[0] : s[1]])]
+        dates: list[Span] = [(d.start, d.end, "DATE_TIME", _DATE_SCORE, d) for d in analysis.dates]
+        ages: list[Span] = [(s, e, "AGE", _DATE_SCORE, a) for s, e, a in analysis.ages]
+        marked = [*deny, *analysis.patterns]
+        # a date is a date, whatever NER or the identifier shape thought of it
+        fixed = [*dates, *ages]
+        others = [s for s in (*marked, *ner) if s[3] >= _DENY_SCORE or not _overlaps(s, fixed)]
+        fixed = [d for d in fixed if not _overlaps(d, deny)]
+        return [*others, *fixed]
 
     def _deny(self, slot: TextSlot, text: str) -> list[Span]:
-        if slot.patient is None:
-            return []
-        matcher = self._matchers.get(slot.patient.ordinal)
-        if matcher is None:
-            # postal codes are 4-5 digits: shorter numbers count in the patient's own notes
-            matcher = TermMatcher((*slot.patient.terms, *slot.patient.quasi_terms), min_number=4)
-            self._matchers[slot.patient.ordinal] = matcher
-            if len(self._matchers) > 10_000:
-                self._matchers.popitem(last=False)
-        found = [(start, end, term.entity, _DENY_SCORE) for start, end, term in matcher.find(text)]
+        found: list[Span] = []
+        patient = slot.patient.ordinal if slot.patient is not None else None
+        for start, end, person in self.directory.persons.find(text, patient):
+            found.append((start, end, "PERSON", _DENY_SCORE, person))
+        if slot.patient is not None:
+            matcher = self._matchers.get(slot.patient.ordinal)
+            if matcher is None:
+                # postal codes are 4-5 digits: shorter numbers count in the patient's own notes
+                terms = (*slot.patient.terms, *slot.patient.quasi_terms)
+                matcher = TermMatcher(terms, min_number=4)
+                self._matchers[slot.patient.ordinal] = matcher
+                if len(self._matchers) > 10_000:
+                    self._matchers.popitem(last=False)
+            found.extend(
+                (start, end, term.entity, _DENY_SCORE, None)
+                for start, end, term in matcher.find(text)
+            )
+        found.extend(
+            (start, end, term.entity, _DENY_SCORE, None)
+            for start, end, term in self._clinicians.find(text)
+        )
         self.stats.deny_list_hits += len(found)
         return found
 
-    def _replace(self, text: str, spans: list[Span], offset: int, language: str) -> str:
+    def _replace(self, slot: TextSlot, spans: list[Span], analysis: _Analysis) -> str:
+        text = slot.text
         out: list[str] = []
         position = 0
-        for start, end, entity, _ in spans:
+        birth = slot.patient.birth_date if slot.patient is not None else None
+        for start, end, entity, _, found in spans:
             out.append(text[position:start])
-            out.append(self._replacement(text[start:end], entity, offset, language))
+            out.append(self._replacement(text[start:end], entity, found, slot.offset, birth))
             position = end
         out.append(text[position:])
         return "".join(out)
 
-    def _replacement(self, found: str, entity: str, offset: int, language: str) -> str:
+    def _replacement(
+        self, text: str, entity: str, found: object, offset: int, birth: str | None
+    ) -> str:
         operator = self.settings.operator(entity)
         if operator == "keep":
-            return found
+            return text
         self.stats.entities[entity] += 1
-        if operator == "dateShift":
-            shifted = shift_date_text(found, offset, language, self.max_age)
-            return shifted if shifted is not None else f"[{entity}]"
-        if operator == "tag":
+        if entity == "AGE":
+            return f"{self.max_age + 1}+"
+        if isinstance(found, TextDate) and operator == "dateShift" and text == found.text:
+            moved = found.render(offset, birth)
+            return moved if moved is not None else f"[{entity}]"
+        if operator in ("tag", "dateShift"):
             return f"[{entity}]"
-        normalised = " ".join(found.split()).casefold()
+        if isinstance(found, Person):
+            return self._person_token(found)
+        normalised = " ".join(text.split()).casefold()
         return f"[{entity}_{self.key.hexdigest('text:' + entity, normalised, 10)}]"
+
+    def _person_token(self, person: Person) -> str:
+        """One token per person of the export, whatever the spelling found."""
+        ident = (person.role, person.owner, "|".join((*person.given, "", *person.family)))
+        token = self._tokens.get(ident)
+        if token is None:
+            name = " ".join((*person.given, *person.family)).casefold()
+            token = f"[PERSON_{self.key.hexdigest('text:PERSON', name, 10)}]"
+            self._tokens[ident] = token
+        return token
 
     def _write(self, slot: TextSlot, new_text: str) -> None:
         if slot.kind == "base64":

@@ -1,0 +1,140 @@
+"""The NER models: spaCy, loaded once per process with the NER pipe alone, run in batches.
+
+Free text costs a neural pass per text, and that pass is the floor of the whole run: nothing
+else may cost as much. So each model is loaded with every pipe but ``ner`` excluded (the
+English and French small models give their NER its own token-to-vector layer, so tagger,
+parser, lemmatizer and morphologizer change nothing it finds), texts go to ``nlp.pipe`` in
+batches, and only entity labels that name people, places and organisations are kept. Dates,
+numbers and identifiers are found by rules (``textdates``, ``patterns``), not by the model.
+
+The models and the label mapping come from the analyzer file the policy names
+(``anonymization/presidio-analyzer.yaml``, in Presidio's format so the same file still drives
+Presidio where one is used). Models are PyPI packages or folders: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fhirlake.pseudonymize.errors import PolicyError
+
+__all__ = ["NerModels", "NerSettings", "guess_language", "load_ner_settings"]
+
+_FRENCH = re.compile(r"\b(?:le|la|les|des|du|et|est|une|avec|pour|dans|sur|au|aux|pas)\b", re.I)
+_ENGLISH = re.compile(r"\b(?:the|and|is|was|with|for|of|in|on|to|has|his|her|no)\b", re.I)
+
+
+def guess_language(text: str, default: str, languages: frozenset[str]) -> str:
+    """ "fr" or "en" from the commonest function words of the text's first 2,000 characters.
+
+    A patient's communication language says little about the language of a note (a French
+    hospital writes French to an English-speaking patient); the words do.
+    """
+    sample = text[:2000]
+    french = len(_FRENCH.findall(sample))
+    english = len(_ENGLISH.findall(sample))
+    if french > english and "fr" in languages:
+        return "fr"
+    if english > french and "en" in languages:
+        return "en"
+    return default
+
+
+@dataclass(frozen=True, slots=True)
+class NerSettings:
+    """Which spaCy model per language, and what its labels mean."""
+
+    models: dict[str, str]
+    mapping: dict[str, str]  # model label -> entity type (PER -> PERSON)
+    path: Path
+
+
+def load_ner_settings(path: Path) -> NerSettings:
+    """Read the models and label mapping from the analyzer file; check the models exist."""
+    where = str(path)
+    try:
+        conf = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(where, "", f"cannot read the analyzer configuration ({exc})") from None
+    if not isinstance(conf, dict):
+        raise PolicyError(where, "", "expected a mapping")
+    nlp = conf.get("nlp_configuration")
+    if not isinstance(nlp, dict) or not isinstance(nlp.get("models"), list) or not nlp["models"]:
+        raise PolicyError(where, "/nlp_configuration/models", "expected a list of spaCy models")
+    import spacy.util
+
+    models: dict[str, str] = {}
+    for i, model in enumerate(nlp["models"]):
+        name = model.get("model_name") if isinstance(model, dict) else None
+        lang = model.get("lang_code") if isinstance(model, dict) else None
+        if not isinstance(lang, str) or not lang:
+            raise PolicyError(where, f"/nlp_configuration/models/{i}/lang_code", "expected a code")
+        if not isinstance(name, str) or not (spacy.util.is_package(name) or Path(name).exists()):
+            raise PolicyError(
+                where,
+                f"/nlp_configuration/models/{i}/model_name",
+                f"spaCy model {name!r} is not installed (it is a PyPI package: pip install -e .)",
+            )
+        models[lang] = name
+    ner = nlp.get("ner_model_configuration") or {}
+    mapping = ner.get("model_to_presidio_entity_mapping") if isinstance(ner, dict) else None
+    if not isinstance(mapping, dict) or not mapping:
+        raise PolicyError(
+            where,
+            "/nlp_configuration/ner_model_configuration/model_to_presidio_entity_mapping",
+            "expected a mapping of model labels to entity types",
+        )
+    kept = {str(k): str(v) for k, v in mapping.items() if v in _NAMED}
+    return NerSettings(models, kept, path)
+
+
+# Entity types the model is trusted for; dates and numbers are left to the rules
+_NAMED = frozenset({"PERSON", "LOCATION", "ORGANIZATION"})
+_SCORES = {"PERSON": 0.85, "LOCATION": 0.85, "ORGANIZATION": 0.4}
+
+
+class NerModels:
+    """The loaded models of one process: ``entities`` runs a batch of texts of one language."""
+
+    def __init__(self, settings: NerSettings) -> None:
+        self.settings = settings
+        self.languages = frozenset(settings.models)
+        self._nlp: dict[str, Any] = {}
+
+    def model(self, language: str) -> Any:
+        """The spaCy pipeline of a language, NER only (loaded on first use, then kept)."""
+        nlp = self._nlp.get(language)
+        if nlp is None:
+            import spacy
+
+            name = self.settings.models[language]
+            full = spacy.util.get_model_meta(
+                spacy.util.get_package_path(name) if spacy.util.is_package(name) else Path(name)
+            )
+            pipes = [p for p in full.get("pipeline", []) if p != "ner"]
+            nlp = spacy.load(name, exclude=pipes)
+            self._nlp[language] = nlp
+        return nlp
+
+    def load_all(self) -> None:
+        """Load every model now (in the parent, before worker processes fork)."""
+        for language in self.settings.models:
+            self.model(language)
+
+    def entities(
+        self, language: str, texts: list[str], batch_size: int
+    ) -> Iterator[list[tuple[int, int, str, float]]]:
+        """(start, end, entity type, score) of each text's named entities, in order."""
+        mapping = self.settings.mapping
+        for doc in self.model(language).pipe(texts, batch_size=batch_size):
+            yield [
+                (e.start_char, e.end_char, mapping[e.label_], _SCORES[mapping[e.label_]])
+                for e in doc.ents
+                if e.label_ in mapping
+            ]
