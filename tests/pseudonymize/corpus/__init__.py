@@ -15,7 +15,20 @@ See :mod:`.generate` for what is written, :mod:`.scoring` for what is measured.
 from .dates import BIRTH_FORMATS, FORMATS, render, shifted_renderings
 from .generate import MARKER_SYSTEM, RESOURCE_FILES, TEMPLATES, write_corpus
 from .labels import ENTITY_LABELS, NoteLabels, Span, Term, read_labels
-from .scoring import NoteResult, SpanResult, evaluate, match_outputs, note_text, score, summarize
+from .oracle import raw_dates, redact, write_oracle
+from .scoring import (
+    NoteResult,
+    SpanResult,
+    evaluate,
+    evaluate_note,
+    marker_of,
+    match_outputs,
+    note_text,
+    occurrences,
+    offset_of,
+    score,
+    summarize,
+)
 
 __all__ = [
     "BIRTH_FORMATS",
@@ -30,12 +43,19 @@ __all__ = [
     "SpanResult",
     "Term",
     "evaluate",
+    "evaluate_note",
+    "marker_of",
     "match_outputs",
     "note_text",
+    "occurrences",
+    "offset_of",
+    "raw_dates",
     "read_labels",
+    "redact",
     "render",
     "score",
     "shifted_renderings",
     "summarize",
     "write_corpus",
+    "write_oracle",
 ]

@@ -73,7 +73,8 @@ def _read_output(output_dir: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def _marker(doc: dict[str, Any]) -> str | None:
+def marker_of(doc: dict[str, Any]) -> str | None:
+    """The corpus marker of a DocumentReference (its category coding), if it has one."""
     for element in ("category", "type"):
         value = doc.get(element)
         for concept in value if isinstance(value, list) else [value] if value else []:
@@ -112,7 +113,7 @@ def match_outputs(labels: Iterable[NoteLabels | dict[str, Any]],
     document has a marker, by position (if the counts agree)."""
     notes = [n if isinstance(n, NoteLabels) else NoteLabels.from_dict(n) for n in labels]
     docs = _read_output(output_dir)
-    by_marker = {m: d for d in docs if (m := _marker(d)) is not None}
+    by_marker = {m: d for d in docs if (m := marker_of(d)) is not None}
     if by_marker:
         return [(n, by_marker.get(n.marker)) for n in notes]
     if len(docs) == len(notes):
