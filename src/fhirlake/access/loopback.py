@@ -31,7 +31,8 @@ def serve_on_loopback(build: Callable[[str], ASGIApp], *, host: str = "127.0.0.1
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    server = uvicorn.Server(uvicorn.Config(build(base_url), log_level="warning", lifespan="on", backlog=1024))
+    server = uvicorn.Server(uvicorn.Config(build(base_url), log_level="warning", lifespan="on", backlog=1024,
+                                           proxy_headers=False, forwarded_allow_ips=""))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fhirlake-loopback", daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhirlake.access.policy import AccessPolicy, Network
 
-__all__ = ["ClientNetworkGuard", "NetworkAllowList", "guard_clients", "in_networks", "peer_address"]
+__all__ = ["ClientNetworkGuard", "NetworkAllowList", "guard_clients", "in_networks", "is_loopback_host", "peer_address"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Called with (client id or None, peer address, reason) for every refused connection.
@@ -127,3 +127,13 @@ def guard_clients(app: Starlette, policy: AccessPolicy, on_denied: OnDenied | No
     (after its authentication middleware, so the client is known). Call before the app starts."""
     app.user_middleware.append(Middleware(ClientNetworkGuard, policy=policy, on_denied=on_denied))
     return app
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` (an address or ``localhost``) only listens on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -32,7 +32,7 @@ from fhirlake.access.errors import AccessPolicyError
 from fhirlake.access.network import NetworkAllowList, guard_clients, peer_address
 from fhirlake.access.policy import AccessPolicy, Grant, load_policy
 from fhirlake.access.verifier import PolicyTokenVerifier
-from fhirlake.audit.trail import AuditTrail
+from fhirlake.audit.trail import AuditTrail, call_entry
 from fhirlake.mcp_server.context import (
     LOCAL_USER,
     CallRecord,
@@ -101,20 +101,7 @@ class AccessControl:
 
     def record_call(self, record: CallRecord) -> None:
         """The audit entry of one tool call: who, what, the SQL, the decision; never a value."""
-        self.trail.record({
-            "event": "call",
-            "transport": self.transport,
-            "client": record.client,
-            "tool": record.tool,
-            "arguments": dict(record.arguments),
-            "sql": list(record.sql),
-            "decision": record.decision,
-            "reason": record.reason,
-            "suppressed_cells": record.suppressed,
-            "rows": record.rows,
-            "duration_ms": round(record.duration_ms, 3),
-            "policy": self.policy.sha256[:16],
-        })
+        self.trail.record(call_entry(record, self.transport, policy=self.policy.sha256[:16]))
 
     def server_options(self, *, base_url: str | None = None, path: str = "/mcp") -> ServerOptions:
         """Options for ``build_server``: resolver and audit sink; on HTTP also the SDK auth hooks.

@@ -14,13 +14,16 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fhirlake.audit.errors import AuditError
 from fhirlake.audit.log import AuditLog
 from fhirlake.audit.table import AuditTable
 
-__all__ = ["LOG_ENV", "AuditTrail", "default_log_path", "default_table_path", "lake_root"]
+if TYPE_CHECKING:
+    from fhirlake.mcp_server.context import CallRecord
+
+__all__ = ["LOG_ENV", "AuditTrail", "call_entry", "default_log_path", "default_table_path", "lake_root"]
 
 LOG_ENV = "FHIRLAKE_AUDIT_LOG"
 _log = logging.getLogger(__name__)
@@ -40,6 +43,26 @@ def default_log_path(lake: str | Path | None = None) -> Path:
 def default_table_path(lake: str | Path | None = None) -> Path:
     """``<lake>/_fhirlake/audit`` (a Delta table)."""
     return lake_root(lake) / "_fhirlake" / "audit"
+
+
+def call_entry(record: CallRecord, transport: str, *, policy: str | None) -> dict[str, Any]:
+    """The audit entry of one MCP tool call: who, what, the SQL, the decision, the privacy
+    budget spent; never a value. ``policy``: the access policy's hash prefix (None without one)."""
+    return {
+        "event": "call",
+        "transport": transport,
+        "client": record.client,
+        "tool": record.tool,
+        "arguments": dict(record.arguments),
+        "sql": list(record.sql),
+        "decision": record.decision,
+        "reason": record.reason,
+        "suppressed_cells": record.suppressed,
+        "rows": record.rows,
+        "epsilon": record.epsilon,
+        "duration_ms": round(record.duration_ms, 3),
+        "policy": policy,
+    }
 
 
 class AuditTrail:

@@ -169,6 +169,15 @@ class Measure(_Model):
     unit: str | None = Field(None, max_length=50)
     window: Window | None = None
     per_patient: Literal["latest", "mean", "min", "max"] = "latest"
+    bounds: tuple[float, float] | None = Field(
+        None, description="The range values are clamped to before noise is added (e.g. [4, 15] for an HbA1c in %): "
+        "the narrower, the more precise the mean and quantiles. Default: the observation value's declared bounds.")
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> Measure:
+        if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
+            raise ValueError("bounds must be [low, high] with low < high")
+        return self
 
 
 for _model in (AllOf, AnyOf, NotCriterion, CohortDefinition):

@@ -75,6 +75,7 @@ class CallRecord:
     suppressed: int
     rows: int
     duration_ms: float
+    epsilon: float = 0.0
 
 
 CallSink = Callable[[CallRecord], None]

@@ -82,4 +82,4 @@ class Dispatcher:
                 self.on_call(CallRecord(
                     time=datetime.now(UTC), client=client_id, tool=tool, arguments=dict(arguments), sql=tuple(trace.sql),
                     decision=decision, reason=reason, suppressed=trace.suppressed, rows=trace.rows,
-                    duration_ms=(time.perf_counter() - started) * 1000))
+                    duration_ms=(time.perf_counter() - started) * 1000, epsilon=trace.epsilon))

@@ -137,19 +137,19 @@ def _explore_prompt(question: str) -> list[Message]:
 def _add_tools(mcp: MCPServer, service: CohortService, dispatcher: Dispatcher) -> None:
     @mcp.tool(annotations=_READ_ONLY, description="The gold views you can query: description and patient count; the lake's snapshot.")
     async def list_views() -> ViewsAnswer:
-        return await dispatcher.call("list_views", {}, lambda c, t: service.list_views(c.scope, t))
+        return await dispatcher.call("list_views", {}, lambda c, t: service.list_views(c.id, c.scope, t))
 
     @mcp.tool(annotations=_READ_ONLY, description="A view's columns (type, description, whether a key) and, for low-cardinality "
               "columns, their values with patient counts.")
     async def describe_view(view: Annotated[str, Field(description="View name, e.g. 'condition'.", max_length=100)]) -> ViewDescription:
-        return await dispatcher.call("describe_view", {"view": view}, lambda c, t: service.describe_view(view, c.scope, t))
+        return await dispatcher.call("describe_view", {"view": view}, lambda c, t: service.describe_view(c.id, view, c.scope, t))
 
     @mcp.tool(annotations=_READ_ONLY, description="Find codes present in the lake by text (display or exact code): code system, "
               "code, display, patient count, and the cohort criterion kind to use them with.")
     async def search_codes(text: Annotated[str, Field(min_length=2, max_length=200)],
                            limit: Annotated[int, Field(ge=1, le=100)] = 25) -> CodeSearchAnswer:
         return await dispatcher.call("search_codes", {"text": text, "limit": limit},
-                                     lambda c, t: service.search_codes(text, c.scope, t, limit=limit))
+                                     lambda c, t: service.search_codes(c.id, text, c.scope, t, limit=limit))
 
     @mcp.tool(annotations=_READ_ONLY, description="Count the patients of a cohort definition (suppressed under k).")
     async def count_cohort(cohort: CohortDefinition) -> CountAnswer:

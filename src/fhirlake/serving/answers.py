@@ -1,8 +1,9 @@
 """What the server answers: typed models, so the MCP tools publish an output schema.
 
 No model has a field for a patient or resource key; every patient count is a
-:class:`~fhirlake.serving.suppression.Count` (a number, or ``"<k"``), and every answer says in
-``note`` whether something was suppressed.
+:class:`~fhirlake.serving.suppression.Count` (a noisy number, or ``"<k"``); every answer says in
+``note`` whether something was suppressed, and in ``privacy`` what it spent and how much noise
+each statistic carries.
 """
 
 from __future__ import annotations
@@ -13,8 +14,27 @@ from fhirlake.serving.suppression import Count
 
 __all__ = [
     "BreakdownAnswer", "Cell", "CodeMatch", "CodeSearchAnswer", "ColumnAnswer", "CompareAnswer", "CountAnswer",
-    "Freshness", "SavedCohortAnswer", "SqlAnswer", "ValueCount", "ViewDescription", "ViewSummary", "ViewsAnswer",
+    "Freshness", "NoiseInfo", "PrivacyInfo", "SavedCohortAnswer", "SqlAnswer", "ValueCount", "ViewDescription", "ViewSummary", "ViewsAnswer",
 ]
+
+
+class NoiseInfo(BaseModel):
+    """The noise one statistic carries: Laplace (or discrete Laplace) scale b: |noise| > t with
+    probability exp(-t/b); for a quantile, the exponential mechanism's scale."""
+
+    statistic: str
+    epsilon: float
+    scale: float
+
+
+class PrivacyInfo(BaseModel):
+    """What a call spent, and what its client has left."""
+
+    epsilon: float = Field(description="Spent by this call (0 when the answer was released before and is given again).")
+    epsilon_left: float = Field(description="The client's budget left in this period.")
+    period: str
+    cached: bool = Field(description="True when this exact question was answered before: the same answer, no cost.")
+    noise: list[NoiseInfo]
 
 
 class Freshness(BaseModel):
@@ -36,6 +56,7 @@ class ViewsAnswer(BaseModel):
     freshness: Freshness
     k: int = Field(description="Counts under k are suppressed.")
     views: list[ViewSummary]
+    privacy: PrivacyInfo
 
 
 class ValueCount(BaseModel):
@@ -48,6 +69,9 @@ class ColumnAnswer(BaseModel):
     type: str
     description: str
     key: bool = Field(description="A patient or resource key: may be counted or joined on, never shown or grouped by.")
+    role: str | None = Field(None, description="What run_aggregate_sql may do with it: dimension (group, filter), measure "
+                             "(aggregate, filter), date (filter, year()/month()), key, quasi-identifier or text (not usable).")
+    bounds: list[float] | None = Field(None, description="A measure's values are clamped to these bounds before noise.")
     values: list[ValueCount] | None = Field(None, description="For low-cardinality columns: the values held by at least k patients, with their patient counts "
                                              "(rarer values are left out, and the note says so).")
 
@@ -59,6 +83,7 @@ class ViewDescription(BaseModel):
     patients: Count
     columns: list[ColumnAnswer]
     note: str
+    privacy: PrivacyInfo
 
 
 class CodeMatch(BaseModel):
@@ -74,12 +99,14 @@ class CodeSearchAnswer(BaseModel):
     text: str
     matches: list[CodeMatch]
     note: str
+    privacy: PrivacyInfo
 
 
 class CountAnswer(BaseModel):
     patients: Count
     index_date: str
     note: str
+    privacy: PrivacyInfo
 
 
 class Cell(BaseModel):
@@ -99,6 +126,7 @@ class BreakdownAnswer(BaseModel):
     cells: list[Cell]
     suppressed_cells: int
     note: str
+    privacy: PrivacyInfo
 
 
 class CompareAnswer(BaseModel):
@@ -108,12 +136,14 @@ class CompareAnswer(BaseModel):
     only_a: Count
     only_b: Count
     note: str
+    privacy: PrivacyInfo
 
 
 class SavedCohortAnswer(BaseModel):
     name: str
     patients: Count
     note: str
+    privacy: PrivacyInfo
 
 
 class SqlAnswer(BaseModel):
@@ -122,3 +152,4 @@ class SqlAnswer(BaseModel):
     suppressed_rows: int
     truncated: bool
     note: str
+    privacy: PrivacyInfo

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from fhirlake.sof.roles import ColumnRole
+
 __all__ = ["PATIENT_COLUMN", "ColumnInfo", "GoldCatalog", "ViewInfo", "is_key_column"]
 
 PATIENT_COLUMN = "patient_id"
@@ -26,15 +28,17 @@ def is_key_column(name: str) -> bool:
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """A column of a gold view: name, DuckDB type, description."""
+    """A column of a gold view: name, DuckDB type, description, and its declared role (None
+    when the view declares none: such a column cannot be used in the aggregate language)."""
 
     name: str
     type: str
     description: str
+    role: ColumnRole | None = None
 
     @property
     def is_key(self) -> bool:
-        return is_key_column(self.name)
+        return is_key_column(self.name) or (self.role is not None and self.role.role == "key")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
     FhirlakeError
     └── ServingError                 the server cannot answer (no lake, bad configuration)
-        ├── QueryRefused             a request breaks a rule (guarded SQL, scope, differencing, k)
-        │   └── QueryTimeout         the query ran past its time limit
+        ├── QueryRefused             a request breaks a rule (the aggregate grammar, scope, limits)
+        │   ├── QueryTimeout         the query ran past its time limit
+        │   └── BudgetExhausted      the client's privacy budget for the period is spent
         └── UnknownCohortError       a named cohort that was never saved
 
 A refusal's message is written for the model that sent the request: one line, the rule it broke.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from fhirlake.errors import FhirlakeError
 
-__all__ = ["QueryRefused", "QueryTimeout", "ServingError", "UnknownCohortError"]
+__all__ = ["BudgetExhausted", "QueryRefused", "QueryTimeout", "ServingError", "UnknownCohortError"]
 
 
 class ServingError(FhirlakeError):
@@ -30,6 +31,10 @@ class QueryRefused(ServingError):
 
 class QueryTimeout(QueryRefused):
     """The query ran past the server's time limit and was interrupted."""
+
+
+class BudgetExhausted(QueryRefused):
+    """A new answer would spend more than the client's privacy budget left in the period."""
 
 
 class UnknownCohortError(ServingError):
