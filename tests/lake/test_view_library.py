@@ -60,7 +60,7 @@ def test_optimize_compacts_gold_in_code_order_and_keeps_every_row(synthetic: Pat
         column = sort_columns[name.removeprefix("gold.")]
         if column is None:
             continue
-        values = pq.read_table(str(uri).removeprefix("file://"), columns=[column]).column(column)
+        values = pq.read_table(str(tmp_path / "lake" / uri), columns=[column]).column(column)
         present = values.filter(pc.is_valid(values)).to_pylist()
         assert present == sorted(present), f"{name}: {uri} is not in {column} order"
 

@@ -9,6 +9,13 @@ opening the catalog reads no data. The file is written beside its target and ren
 a reader never sees half a catalog. ``as_of`` builds the same catalog in memory for an older
 snapshot.
 
+The catalog names files relative to the lake root (``gold/patient/part-0.parquet``), and every
+connection that reads it first runs :func:`reader_settings`, which points DuckDB's
+``file_search_path`` at the root it was opened from. So a lake is a folder you can copy, move
+or mount elsewhere: the copy's catalog reads the copy's files, never the original's. A catalog
+written before (absolute paths, ``format`` < 2) is rebuilt by the next write, and read-only
+connections build it in memory meanwhile.
+
 Derived columns are what a ViewDefinition cannot say in FHIRPath; they are computed by the
 catalog view when the view has the columns they need:
 
@@ -40,11 +47,16 @@ from fhirlake.lake._duck import in_utc, parquet, quote, render, run
 from fhirlake.lake._log import Snapshot
 from fhirlake.lake._silver import SILVER_DESCRIPTIONS
 from fhirlake.lake._storage import Storage
+from fhirlake.lake.errors import LakeError
 from fhirlake.sof.roles import BOUNDS_KEY, ROLE_KEY, ColumnRole, parse_role
 
-__all__ = ["CATALOG_FILE", "CatalogTable", "Derived", "catalog_tables", "open_catalog", "populate", "write_catalog"]
+__all__ = [
+    "CATALOG_FILE", "CATALOG_FORMAT", "CatalogTable", "Derived", "catalog_connection", "catalog_is_current",
+    "catalog_tables", "open_catalog", "populate", "reader_settings", "write_catalog",
+]
 
 CATALOG_FILE = "catalog.duckdb"
+CATALOG_FORMAT = 2  # 2: file paths relative to the lake root (1: absolute)
 _NOT_SHOWN = {"_resource_key", PARTITION}
 SOURCE = "_source"
 
@@ -146,7 +158,7 @@ def catalog_tables(storage: Storage, tables: Mapping[str, DeltaTable]) -> list[C
         else:
             description = table.metadata().description or f"Rows of the {name} view."
         described.append(CatalogTable(
-            schema, name, folder, table.version(), tuple(location.file_uri(f) for f in files),
+            schema, name, folder, table.version(), tuple(location.relative_path(f) for f in files),
             sum(f.rows for f in files), description, arrow_schema, comments,
         ))
     return described
@@ -220,6 +232,7 @@ def _create_meta(
             "bounds": pa.array([r.bounds_text for t in tables for r in t.roles().values()], pa.string()),
         }),
         "catalog": pa.table({
+            "format": pa.array([CATALOG_FORMAT], pa.int64()),
             "snapshot_id": pa.array([snapshot.id], pa.int64()),
             "reference_time": pa.array([snapshot.reference_time], pa.timestamp("us", tz="UTC")),
             "built_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
@@ -235,13 +248,59 @@ def _literal(text: str) -> str:
     return exp.Literal.string(text).sql(dialect="duckdb")
 
 
+def reader_settings(root: str | Path, *, folders: Sequence[str] = ()) -> list[str]:
+    """The SET statements a connection runs before it reads the catalog of the lake at ``root``.
+
+    ``file_search_path`` makes the catalog's relative file paths resolve under ``root`` (a
+    folder or an object-store URI), wherever the lake has been copied, moved or mounted. With
+    ``folders`` (e.g. ``("gold",)``), ``allowed_directories`` lists each folder both as given
+    and under ``root``: when external access is disabled, DuckDB checks a relative path as
+    written and again once resolved, so both forms must be allowed (the resolved one keeps the
+    reader inside the lake). Run them before ``enable_external_access = false`` and
+    ``lock_configuration = true``.
+
+    >>> reader_settings("/data/lake", folders=("gold",))  # doctest: +NORMALIZE_WHITESPACE
+    ["SET file_search_path = '/data/lake'",
+     "SET allowed_directories = ['gold/', '/data/lake/gold/']"]
+    """
+    text = str(root).rstrip("/\\") or "/"
+    if "," in text:  # file_search_path is a comma-separated list
+        raise LakeError(f"{text}: a lake root may not contain a comma (DuckDB's file_search_path splits on it)")
+    statements = [f"SET file_search_path = {_literal(text)}"]
+    if folders:
+        allowed = [f"{name}/" for name in folders] + [f"{text}/{name}/" for name in folders]
+        statements.append(f"SET allowed_directories = [{', '.join(_literal(a) for a in allowed)}]")
+    return statements
+
+
+def catalog_connection(storage: Storage, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection (in UTC) that resolves the catalog's relative paths under ``storage``."""
+    con = in_utc(duckdb.connect(database))
+    for statement in reader_settings(storage.uri()):
+        run(con, statement)
+    return con
+
+
+def catalog_is_current(con: duckdb.DuckDBPyConnection, snapshot_id: int | None) -> bool:
+    """Whether the attached catalog is of this format and (when given) of ``snapshot_id``."""
+    try:
+        rows = run(con, "SELECT * FROM fhirlake.catalog")
+        names = [d[0] for d in con.execute("SELECT * FROM fhirlake.catalog LIMIT 0").description]
+    except duckdb.Error:
+        return False
+    if not rows or "format" not in names:
+        return False
+    row = dict(zip(names, rows[0], strict=True))
+    return row["format"] == CATALOG_FORMAT and (snapshot_id is None or row["snapshot_id"] == snapshot_id)
+
+
 def write_catalog(storage: Storage, tables: Sequence[CatalogTable], snapshot: Snapshot, snapshots: Sequence[Snapshot]) -> None:
     """Write ``catalog.duckdb`` for ``snapshot``: a new file, then renamed over the old one."""
     folder = Path(storage.path()) if storage.local else Path(tempfile.mkdtemp(prefix="fhirlake-catalog-"))
     folder.mkdir(parents=True, exist_ok=True)
     temp = folder / f".catalog-{uuid.uuid4().hex}.duckdb"
     try:
-        con = in_utc(duckdb.connect(str(temp)))
+        con = catalog_connection(storage, str(temp))
         try:
             populate(con, tables, snapshot, snapshots)
             run(con, "CHECKPOINT")
@@ -272,7 +331,7 @@ def open_catalog(storage: Storage) -> duckdb.DuckDBPyConnection | None:
         path = Path(name)
     # Attached to a fresh in-memory database rather than opened with connect(path): DuckDB caches
     # the databases it opens by path, and would hand back the catalog a rename has replaced.
-    con = in_utc(duckdb.connect(":memory:"))
+    con = catalog_connection(storage)
     run(con, f"ATTACH {_literal(str(path))} AS lake (READ_ONLY)")
     run(con, "USE lake")
     return con

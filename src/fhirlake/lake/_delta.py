@@ -173,6 +173,10 @@ class DeltaFolder:
     def file_uri(self, file: DataFile) -> str:
         return f"{self.uri}/{file.path}"
 
+    def relative_path(self, file: DataFile) -> str:
+        """The file's path relative to the lake root (``gold/patient/part-0.parquet``)."""
+        return f"{self.name}/{file.path}"
+
     def write(self, reader: pa.RecordBatchReader, *, rows_per_group: int) -> list[DataFile]:
         """Write files into the table's folder; they are not part of the table until committed."""
         return write_files(reader, self.storage.fs, self.storage.path(*self.name.split("/")), rows_per_group=rows_per_group)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
-from fhirlake.lake._catalog import catalog_tables, open_catalog, write_catalog
+from fhirlake.lake._catalog import catalog_is_current, catalog_tables, open_catalog, write_catalog
 from fhirlake.lake._delta import PARTITION, DataFile, DeltaFolder
 from fhirlake.lake._duck import (
     connect_worker,
@@ -387,19 +387,16 @@ class LakeWriter:
         return snapshot
 
     def _ensure_catalog(self) -> None:
-        """Write the catalog of the latest snapshot if the one on disk is older (a run died in between)."""
+        """Write the catalog of the latest snapshot if the one on disk is older (a run died in
+        between) or of an older format (absolute paths: the lake may have moved since)."""
         latest = self.log.latest()
         if latest is None:
             return
         con = open_catalog(self.storage)
         if con is not None:
             with closing(con):
-                try:
-                    rows = run(con, "SELECT snapshot_id FROM fhirlake.catalog")
-                except duckdb.Error:
-                    rows = []
-            if rows and int(str(rows[0][0])) == latest.id:
-                return
+                if catalog_is_current(con, latest.id):
+                    return
         tables = {}
         for name, version in latest.tables.items():
             table = DeltaFolder(self.storage, name).open(version)

@@ -12,7 +12,13 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from fhirlake.lake._catalog import catalog_tables, open_catalog, populate
+from fhirlake.lake._catalog import (
+    catalog_connection,
+    catalog_is_current,
+    catalog_tables,
+    open_catalog,
+    populate,
+)
 from fhirlake.lake._delta import DeltaFolder
 from fhirlake.lake._duck import in_utc, quote, run
 from fhirlake.lake._ingest import BuildReport, IngestReport, LakeWriter, OptimizeReport
@@ -152,8 +158,12 @@ class Lake:
             [schema, table])]
         if not files:
             return _frame(self.arrow(f"SELECT * FROM {quote(schema)}.{quote(table)} LIMIT 0")).lazy()
-        frame = pl.scan_parquet(files, hive_partitioning=False)
+        frame = pl.scan_parquet([self._located(f) for f in files], hive_partitioning=False)
         return frame.select([c for c in shown if c in frame.collect_schema().names()])
+
+    def _located(self, file: str) -> str:
+        """A catalog file path (relative to the lake root) as a path or URI polars can read."""
+        return file if "://" in file or file.startswith("/") else self.storage.uri(file)
 
     def _resolve(self, name: str) -> tuple[str, str]:
         """``gold.patient``, ``silver.Observation``, or a bare name (gold first, then silver)."""
@@ -228,6 +238,12 @@ class Lake:
                 con = in_utc(duckdb.connect(":memory:"))
                 run(con, "CREATE SCHEMA gold; CREATE SCHEMA silver; CREATE SCHEMA fhirlake")
                 self.snapshot = None
+            elif not catalog_is_current(con, None) and (latest := self.log.latest()) is not None:
+                # written by an older fhirlake (absolute paths, maybe of another place): rebuilt
+                # in memory, so nothing is read from where the lake was before it moved
+                con.close()
+                self.snapshot = latest
+                con = _memory_catalog(self.storage, latest, self.log.snapshots())
             else:
                 rows = run(con, "SELECT snapshot_id FROM fhirlake.catalog")
                 self.snapshot = self.log.resolve(int(str(rows[0][0]))) if rows else None
@@ -266,6 +282,6 @@ def _memory_catalog(storage: Storage, snapshot: Snapshot, snapshots: Sequence[Sn
         if table is None:
             raise LakeError(f"{storage.uri(name)}: version {version} of snapshot {snapshot.id} cannot be read")
         tables[name] = table
-    con = in_utc(duckdb.connect(":memory:"))
+    con = catalog_connection(storage)
     populate(con, catalog_tables(storage, tables), snapshot, snapshots)
     return con
