@@ -177,7 +177,15 @@ def walk_values(value: Any) -> Iterator[Any]:
 
 
 def leaked_keys(reply: Reply, keys: frozenset[str]) -> set[str]:
-    """Patient and resource keys of the lake found anywhere in a reply (values, or tokens inside text)."""
+    """Patient and resource keys of the lake found anywhere in a reply (values, or tokens inside text).
+
+    A key the caller put in its own arguments (a refusal may quote the offending fragment) is not a leak.
+    """
+    found = _keys_in(reply, keys)
+    return found - _keys_in(Reply(reply.tool, {}, False, json.dumps(reply.arguments), None, 0.0), keys)
+
+
+def _keys_in(reply: Reply, keys: frozenset[str]) -> set[str]:
     found: set[str] = set()
     texts = [reply.text]
     for value in walk_values(reply.data):
@@ -514,3 +522,68 @@ def catalog(demo_lake: Path, gold_columns: dict[str, dict[str, str]], tmp_path_f
                 bounds = _shown_bounds(described.get("bounds"))
             views.setdefault(view, {})[name] = Column(view, name, kind, role, bounds)
     return Catalog(views, shown, problem)
+
+
+# ---------------------------------------------------------------------------------------- one patient to single out
+
+
+@dataclass(frozen=True)
+class Target:
+    """The only patient of its region: "everyone" and "everyone but this region" differ by exactly this patient."""
+
+    patient_id: str
+    region: str
+    gender: str
+    age: int
+    has_code: str  # a condition code this patient has, shared by at least 2k patients
+    lacks_code: str  # a condition code this patient lacks, shared by at least 2k patients
+
+
+@pytest.fixture(scope="session")
+def target(truth: Lake) -> Target:
+    region, patient, gender, age = truth.sql(
+        "SELECT region, any_value(patient_id), any_value(gender), any_value(age) FROM gold.patient "
+        "GROUP BY region HAVING count(*) = 1 ORDER BY region LIMIT 1").row(0)
+    has = truth.sql(f"SELECT code FROM gold.condition GROUP BY code HAVING count(DISTINCT patient_id) >= {2 * K} "
+                    f"AND bool_or(patient_id = '{patient}') ORDER BY count(DISTINCT patient_id) DESC, code LIMIT 1").item()
+    lacks = truth.sql(f"SELECT code FROM gold.condition GROUP BY code HAVING count(DISTINCT patient_id) >= {2 * K} "
+                      f"AND NOT bool_or(patient_id = '{patient}') ORDER BY count(DISTINCT patient_id) DESC, code LIMIT 1").item()
+    return Target(str(patient), str(region), str(gender), int(age), str(has), str(lacks))
+
+
+EVERYONE: dict[str, Any] = {"kind": "demographics"}
+
+
+def but_region(criteria: dict[str, Any], region: str) -> dict[str, Any]:
+    return {"kind": "and", "criteria": [criteria, {"kind": "not", "criterion": {"kind": "demographics", "regions": [region]}}]}
+
+
+def cohort_pad(criteria: dict[str, Any], i: int) -> dict[str, Any]:
+    """The same patients under another canonical form (or/and/not with criteria nobody meets)."""
+    nobody = {"kind": "condition", "codes": [f"pad-{i}"]}
+    form = i % 4
+    if form == 0:
+        return {"kind": "or", "criteria": [criteria, nobody]}
+    if form == 1:
+        return {"kind": "and", "criteria": [criteria, {"kind": "not", "criterion": nobody}]}
+    if form == 2:
+        return {"kind": "and", "criteria": [{"kind": "not", "criterion": {"kind": "demographics", "regions": [f"pad-region-{i}"]}},
+                                            criteria]}
+    return {"kind": "or", "criteria": [nobody, {"kind": "and", "criteria": [criteria]}, {"kind": "procedure", "codes": [f"pad-{i}"]}]}
+
+
+def sql_pad(i: int, alias: str = "p") -> str:
+    """A condition every patient meets, another canonical form each time (gender is never null in the demo lake)."""
+    return f"{alias}.gender NOT IN ('pad-{i}')"
+
+
+def strip_privacy(data: dict[str, Any] | None) -> dict[str, Any]:
+    """An answer without its privacy object (what must be identical when a release is repeated)."""
+    return {k: v for k, v in (data or {}).items() if k != "privacy"}
+
+
+def noise_bound(reply: Reply) -> float:
+    """NOISE_BOUND x the sum of the scales of the answer's statistics (a margin may add its cells' noise)."""
+    noise = reply.privacy.get("noise") or []
+    assert noise, f"an answer without noise: {reply.describe()}"
+    return NOISE_BOUND * sum(float(n["scale"]) for n in noise)

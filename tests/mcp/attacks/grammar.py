@@ -257,7 +257,7 @@ def star_and_distinct() -> Iterator[Attack]:
                 "SELECT * EXCLUDE (patient_id) FROM patient", "SELECT count(*), * FROM patient",
                 "SELECT DISTINCT gender FROM patient", "SELECT DISTINCT ON (gender) gender, age FROM patient",
                 "SELECT DISTINCT gender, count(*) AS n FROM patient GROUP BY gender", "FROM patient",
-                "FROM patient SELECT count(*)", "SELECT #1 FROM patient", "SELECT * FROM patient LIMIT 1",
+                "FROM patient SELECT *", "SELECT #1 FROM patient", "SELECT * FROM patient LIMIT 1",
                 "SELECT p.gender, count(*) AS n, * FROM patient p GROUP BY ALL", "TABLE patient",
                 "VALUES (1)", "SELECT 1", "SELECT count(*) AS n",
                 "SELECT gender, count(*) AS n FROM patient GROUP BY gender LIMIT 5 OFFSET 1"]:
@@ -336,7 +336,7 @@ def unicode_and_quoting(patient_id: str = "00000000-0000-0000-0000-000000000000"
                 "SELECT count(*) AS n FROM patient p WHERE p.pat\u200bient_id = 'x'",  # zero-width space
                 "SELECT count(*) AS n FROM patient\uff1b DROP VIEW patient",  # fullwidth semicolon
                 "SELECT count(*) AS n FROM patient p WHERE U&\"p\\0061tient_id\" = 'x'",
-                "SELECT count(*) AS n FROM patient p WHERE p.region = 'CT\\'' OR 1=1 --'",
+                "SELECT count(*) AS n FROM patient p WHERE p.region = 'CT' OR 1=1 --'",
                 "SELECT count(*) AS n FROM patient p WHERE p.gender = 'female' /* ' OR (SELECT 1) = 1 -- */ OR (SELECT 1) = 1",
                 "SELECT count(*) AS n FROM \"patient\" p, \"condition\" c",
                 "SELECT median(/**/p) AS x FROM patient p", "SELECT median(p--\n) AS x FROM patient p",
