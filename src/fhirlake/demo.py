@@ -35,23 +35,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from fhirlake.cohorts import CohortDefinition
 from fhirlake.errors import ConfigurationError
-from fhirlake.serving import K_DEFAULT, CohortService, DataScope, GoldReader, Trace
-from fhirlake.serving.answers import BreakdownAnswer
 
 if TYPE_CHECKING:
     import dagster as dg
+    from rich.console import Console
+
+    from fhirlake.serving.answers import BreakdownAnswer
 
 __all__ = ["DEMO_MARKER", "DemoResult", "build_demo_lake", "demo_command"]
 
 DEMO_MARKER = ".fhirlake-demo"
 SITES = (("site-a", "en"), ("site-b", "fr"))
 _KEY_ENV = "FHIRLAKE_PSEUDONYM_KEY"
-_DIABETES = CohortDefinition.model_validate({"criteria": {"kind": "condition", "codes": ["44054006"]}})
+_DIABETES = {"criteria": {"kind": "condition", "codes": ["44054006"]}}  # type 2 diabetes (SNOMED)
 
 
 @dataclass
@@ -151,7 +149,10 @@ def build_demo_lake(
 
 def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | None) -> None:
     """Tables and rows, a cohort count, the privacy report, and where to go next."""
+    from rich.table import Table
+
     import fhirlake
+    from fhirlake.serving import K_DEFAULT
 
     with fhirlake.connect(result.lake) as lake:
         tables = lake.tables()
@@ -191,9 +192,13 @@ def print_summary(console: Console, result: DemoResult, *, dagster_home: Path | 
 
 def sample_cohort(lake: Path) -> BreakdownAnswer:
     """Patients with type 2 diabetes by source, through the MCP server's own service (suppressed, scoped)."""
+    from fhirlake.cohorts import CohortDefinition
+    from fhirlake.serving import CohortService, DataScope, GoldReader, Trace
+
     reader = GoldReader(lake)
     try:
-        return CohortService(reader).breakdown("demo", _DIABETES, ["source"], DataScope(), Trace())
+        cohort = CohortDefinition.model_validate(_DIABETES)
+        return CohortService(reader).breakdown("demo", cohort, ["source"], DataScope(), Trace())
     finally:
         reader.close()
 
@@ -222,6 +227,8 @@ def _dagster_instance(home: Path) -> dg.DagsterInstance:
 @click.option("--no-text", is_flag=True, help="Redact free text instead of running Presidio (faster).")
 def demo_command(patients: int, seed: int, lake: Path | None, no_text: bool) -> None:
     """Run the whole chain (synth → Bulk export → pseudonymise → lake) through Dagster and summarise it."""
+    from rich.console import Console
+
     console = Console(soft_wrap=True)
     root = lake or _default_lake()
     prepare_lake(root)  # refuse early, before any work

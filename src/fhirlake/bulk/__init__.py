@@ -21,49 +21,120 @@ Layers: :mod:`._protocol` (pure: requests, headers, decisions), :class:`BulkClie
 
 from __future__ import annotations
 
-from fhirlake.bulk._auth import BearerTokenAuth, SmartBackendAuth
-from fhirlake.bulk._client import AsyncBulkClient, BulkClient
-from fhirlake.bulk._config import Source, SourceAuth, load_sources
-from fhirlake.bulk._events import (
-    BytesReceived,
-    Event,
-    ExportAbandoned,
-    FileDone,
-    JobDeleted,
-    KickedOff,
-    ManifestSaved,
-    Polling,
-    Retrying,
-)
-from fhirlake.bulk._exceptions import (
-    AuthError,
-    BulkError,
-    BulkNetworkError,
-    BulkProtocolError,
-    BulkTimeoutError,
-    CountMismatchError,
-    DownloadError,
-    ExportExpiredError,
-    ExportFailedError,
-    ExportStalledError,
-    KickoffError,
-    ResumeConflictError,
-    SourceConfigError,
-)
-from fhirlake.bulk._export import Exporter, ExportOptions, ExportResult, export
-from fhirlake.bulk._keys import SigningKey
-from fhirlake.bulk._layout import ExportState, FileRecord, WatermarkStore, list_exports, read_export
-from fhirlake.bulk._models import (
-    CompletedExport,
-    DownloadResult,
-    ExportJob,
-    ExportLevel,
-    ExportRequest,
-    Manifest,
-    ManifestFile,
-    OutcomeIssue,
-    RetryPolicy,
-)
+from typing import TYPE_CHECKING
+
+from fhirlake._lazy import lazy_attribute
+
+if TYPE_CHECKING:
+    from fhirlake.bulk._auth import BearerTokenAuth, SmartBackendAuth
+    from fhirlake.bulk._client import AsyncBulkClient, BulkClient
+    from fhirlake.bulk._config import Source, SourceAuth, load_sources
+    from fhirlake.bulk._events import (
+        BytesReceived,
+        Event,
+        ExportAbandoned,
+        FileDone,
+        JobDeleted,
+        KickedOff,
+        ManifestSaved,
+        Polling,
+        Retrying,
+    )
+    from fhirlake.bulk._exceptions import (
+        AuthError,
+        BulkError,
+        BulkNetworkError,
+        BulkProtocolError,
+        BulkTimeoutError,
+        CountMismatchError,
+        DownloadError,
+        ExportExpiredError,
+        ExportFailedError,
+        ExportStalledError,
+        KickoffError,
+        ResumeConflictError,
+        SourceConfigError,
+    )
+    from fhirlake.bulk._export import Exporter, ExportOptions, ExportResult, export
+    from fhirlake.bulk._keys import SigningKey
+    from fhirlake.bulk._layout import (
+        ExportState,
+        FileRecord,
+        WatermarkStore,
+        list_exports,
+        read_export,
+    )
+    from fhirlake.bulk._models import (
+        CompletedExport,
+        DownloadResult,
+        ExportJob,
+        ExportLevel,
+        ExportRequest,
+        Manifest,
+        ManifestFile,
+        OutcomeIssue,
+        RetryPolicy,
+    )
+
+_EXPORTS = {
+    "BearerTokenAuth": "fhirlake.bulk._auth",
+    "SmartBackendAuth": "fhirlake.bulk._auth",
+    "AsyncBulkClient": "fhirlake.bulk._client",
+    "BulkClient": "fhirlake.bulk._client",
+    "Source": "fhirlake.bulk._config",
+    "SourceAuth": "fhirlake.bulk._config",
+    "load_sources": "fhirlake.bulk._config",
+    "BytesReceived": "fhirlake.bulk._events",
+    "Event": "fhirlake.bulk._events",
+    "ExportAbandoned": "fhirlake.bulk._events",
+    "FileDone": "fhirlake.bulk._events",
+    "JobDeleted": "fhirlake.bulk._events",
+    "KickedOff": "fhirlake.bulk._events",
+    "ManifestSaved": "fhirlake.bulk._events",
+    "Polling": "fhirlake.bulk._events",
+    "Retrying": "fhirlake.bulk._events",
+    "AuthError": "fhirlake.bulk._exceptions",
+    "BulkError": "fhirlake.bulk._exceptions",
+    "BulkNetworkError": "fhirlake.bulk._exceptions",
+    "BulkProtocolError": "fhirlake.bulk._exceptions",
+    "BulkTimeoutError": "fhirlake.bulk._exceptions",
+    "CountMismatchError": "fhirlake.bulk._exceptions",
+    "DownloadError": "fhirlake.bulk._exceptions",
+    "ExportExpiredError": "fhirlake.bulk._exceptions",
+    "ExportFailedError": "fhirlake.bulk._exceptions",
+    "ExportStalledError": "fhirlake.bulk._exceptions",
+    "KickoffError": "fhirlake.bulk._exceptions",
+    "ResumeConflictError": "fhirlake.bulk._exceptions",
+    "SourceConfigError": "fhirlake.bulk._exceptions",
+    "Exporter": "fhirlake.bulk._export",
+    "ExportOptions": "fhirlake.bulk._export",
+    "ExportResult": "fhirlake.bulk._export",
+    "export": "fhirlake.bulk._export",
+    "SigningKey": "fhirlake.bulk._keys",
+    "ExportState": "fhirlake.bulk._layout",
+    "FileRecord": "fhirlake.bulk._layout",
+    "WatermarkStore": "fhirlake.bulk._layout",
+    "list_exports": "fhirlake.bulk._layout",
+    "read_export": "fhirlake.bulk._layout",
+    "CompletedExport": "fhirlake.bulk._models",
+    "DownloadResult": "fhirlake.bulk._models",
+    "ExportJob": "fhirlake.bulk._models",
+    "ExportLevel": "fhirlake.bulk._models",
+    "ExportRequest": "fhirlake.bulk._models",
+    "Manifest": "fhirlake.bulk._models",
+    "ManifestFile": "fhirlake.bulk._models",
+    "OutcomeIssue": "fhirlake.bulk._models",
+    "RetryPolicy": "fhirlake.bulk._models",
+}
+
+
+def __getattr__(name: str) -> object:
+    return lazy_attribute(__name__, _EXPORTS, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AsyncBulkClient",

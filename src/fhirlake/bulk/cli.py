@@ -1,4 +1,8 @@
-"""``fhirlake export`` (the Bulk Data client) and ``fhirlake serve-bulk`` (the embedded server)."""
+"""``fhirlake export`` (the Bulk Data client) and ``fhirlake serve-bulk`` (the embedded server).
+
+The client's I/O (httpx, SMART auth) and the server (Starlette, uvicorn) are imported when a
+command runs, so ``--help`` starts at once.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,16 @@ import ipaddress
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
-from rich.console import Console
 
-from fhirlake.bulk._config import Source, SourceAuth, load_sources
-from fhirlake.bulk._export import Exporter, ExportOptions
-from fhirlake.bulk._layout import WatermarkStore
 from fhirlake.bulk._models import ExportLevel, ExportRequest, RetryPolicy
-from fhirlake.bulk._progress import ProgressView, print_summary
 from fhirlake.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from fhirlake.bulk._config import Source
 
 __all__ = ["export_command", "serve_bulk_command"]
 
@@ -128,6 +130,12 @@ def export_command(
     Re-running after a crash continues the same export and fetches only missing files;
     Ctrl-C cancels it and DELETEs the job on the server.
     """
+    from rich.console import Console
+
+    from fhirlake.bulk._export import Exporter, ExportOptions
+    from fhirlake.bulk._layout import WatermarkStore
+    from fhirlake.bulk._progress import ProgressView, print_summary
+
     source = _resolve_source(source_name, url, name, sources_path, token_env)
     overrides: dict[str, Any] = {}
     if level is not None:
@@ -200,6 +208,8 @@ def _resolve_source(
     sources_path: Path,
     token_env: str | None,
 ) -> Source:
+    from fhirlake.bulk._config import Source, SourceAuth, load_sources
+
     if (source_name is None) == (url is None):
         raise click.UsageError("give exactly one of --source NAME or --url URL")
     if source_name is not None:

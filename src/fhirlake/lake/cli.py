@@ -6,16 +6,19 @@ The lake is ``--lake`` (or ``$FHIRLAKE_LAKE``, else ``./.fhirlake``)::
     fhirlake lake status
     fhirlake lake build                       # after adding or changing a view
     fhirlake sql "SELECT gender, count(*) FROM gold.patient GROUP BY ALL"
+
+The lake engine (DuckDB, deltalake, polars) is imported when a command runs, not for ``--help``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
 
-from fhirlake.lake._lake import connect
+if TYPE_CHECKING:
+    from fhirlake.lake._lake import Lake
 
 __all__ = ["lake_group", "sql_command"]
 
@@ -23,6 +26,13 @@ _LAKE = click.option("--lake", "root", envvar="FHIRLAKE_LAKE", default=None, met
                      help="The lake root (default: $FHIRLAKE_LAKE, else ./.fhirlake).")
 _VIEWS = click.option("--views", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
                       help="The ViewDefinition folder (default: sql_on_fhir_views/).")
+
+
+def connect(root: str | None, *, as_of: str | None = None, read_only: bool = True, views: Path | None = None) -> Lake:
+    """:func:`fhirlake.lake.connect`, imported on first use."""
+    from fhirlake.lake._lake import connect as connect_lake
+
+    return connect_lake(root, as_of=as_of, read_only=read_only, views=views)
 
 
 @click.group("lake")
@@ -84,6 +94,8 @@ def status_command(root: str | None) -> None:
 @_LAKE
 def sql_command(query: str, as_of: str | None, max_rows: int, root: str | None) -> None:
     """Run a SQL QUERY on the lake's catalog (gold.*, silver.*, fhirlake.*) and print the result."""
+    import polars as pl
+
     with connect(root, as_of=as_of) as lake:
         frame = lake.sql(query)
     with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):

@@ -14,25 +14,61 @@ SELECT r."id" AS "id", LIST_EXTRACT(...) AS "family" FROM resources AS r WHERE r
 
 from __future__ import annotations
 
-from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
-from fhirlake.sof.errors import (
-    FhirPathSyntaxError,
-    SofError,
-    ViewDefinitionError,
-    ViewEvaluationError,
-)
-from fhirlake.sof.model import (
-    Column,
-    Constant,
-    PathExpression,
-    Select,
-    Tag,
-    ViewDefinition,
-    Where,
-    load_view,
-    parse_view,
-)
-from fhirlake.sof.runner import RunResult, resources_table, run_view
+from typing import TYPE_CHECKING
+
+from fhirlake._lazy import lazy_attribute
+
+if TYPE_CHECKING:
+    from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
+    from fhirlake.sof.errors import (
+        FhirPathSyntaxError,
+        SofError,
+        ViewDefinitionError,
+        ViewEvaluationError,
+    )
+    from fhirlake.sof.model import (
+        Column,
+        Constant,
+        PathExpression,
+        Select,
+        Tag,
+        ViewDefinition,
+        Where,
+        load_view,
+        parse_view,
+    )
+    from fhirlake.sof.runner import RunResult, resources_table, run_view
+
+_EXPORTS = {
+    "CompiledView": "fhirlake.sof.compiler",
+    "OutputColumn": "fhirlake.sof.compiler",
+    "compile_view": "fhirlake.sof.compiler",
+    "FhirPathSyntaxError": "fhirlake.sof.errors",
+    "SofError": "fhirlake.sof.errors",
+    "ViewDefinitionError": "fhirlake.sof.errors",
+    "ViewEvaluationError": "fhirlake.sof.errors",
+    "Column": "fhirlake.sof.model",
+    "Constant": "fhirlake.sof.model",
+    "PathExpression": "fhirlake.sof.model",
+    "Select": "fhirlake.sof.model",
+    "Tag": "fhirlake.sof.model",
+    "ViewDefinition": "fhirlake.sof.model",
+    "Where": "fhirlake.sof.model",
+    "load_view": "fhirlake.sof.model",
+    "parse_view": "fhirlake.sof.model",
+    "RunResult": "fhirlake.sof.runner",
+    "resources_table": "fhirlake.sof.runner",
+    "run_view": "fhirlake.sof.runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    return lazy_attribute(__name__, _EXPORTS, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Column",

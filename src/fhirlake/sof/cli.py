@@ -1,17 +1,19 @@
-"""``fhirlake view``: run, validate and show the SQL of ViewDefinitions."""
+"""``fhirlake view``: run, validate and show the SQL of ViewDefinitions.
+
+The compiler and the runner (sqlglot, DuckDB, pyarrow) are imported inside each command, so
+``fhirlake view --help`` starts at once.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pyarrow as pa
-from rich.console import Console
 
-from fhirlake.sof.compiler import compile_view
-from fhirlake.sof.inputs import find_files
-from fhirlake.sof.library import resolve_view, view_files
-from fhirlake.sof.runner import read_json_source, run_view
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rich.console import Console
 
 __all__ = ["print_table", "view_group"]
 
@@ -30,6 +32,11 @@ def view_group() -> None:
 @click.option("--limit", default=20, show_default=True, help="Rows to print when not writing a file.")
 def run_command(view: str, source: Path, output: Path | None, skip_invalid: bool, quarantine: Path | None, limit: int) -> None:
     """Run VIEW over SOURCE (a Bulk Data export folder or NDJSON files)."""
+    from rich.console import Console
+
+    from fhirlake.sof.library import resolve_view
+    from fhirlake.sof.runner import run_view
+
     _, definition = resolve_view(view)
     result = run_view(definition, source, output=output, skip_invalid=skip_invalid, quarantine=quarantine)
     console = Console()
@@ -48,6 +55,9 @@ def run_command(view: str, source: Path, output: Path | None, skip_invalid: bool
 @click.argument("views", nargs=-1)
 def validate_command(views: tuple[str, ...]) -> None:
     """Parse and compile VIEWS (default: every view of the library); report the first error."""
+    from fhirlake.sof.compiler import compile_view
+    from fhirlake.sof.library import resolve_view, view_files
+
     paths = list(views) or [str(p) for p in view_files()]
     for name in paths:
         path, definition = resolve_view(name)
@@ -60,6 +70,11 @@ def validate_command(views: tuple[str, ...]) -> None:
 @click.option("--source", type=click.Path(exists=True, path_type=Path), help="Show the SQL reading these NDJSON files.")
 def sql_command(view: str, source: Path | None) -> None:
     """Print the DuckDB SQL that VIEW compiles to, formatted."""
+    from fhirlake.sof.compiler import compile_view
+    from fhirlake.sof.inputs import find_files
+    from fhirlake.sof.library import resolve_view
+    from fhirlake.sof.runner import read_json_source
+
     _, definition = resolve_view(view)
     compiled = compile_view(definition)
     relation = read_json_source(compiled, find_files(source, definition.resource)) if source else None
