@@ -48,14 +48,15 @@ class Cycler:
         self.queue: list[str] = []
 
     def next(self, accept: Any = None) -> str:
-        for _ in range(len(self.items) * 2 + 2):
-            if not self.queue:
-                self.queue = list(self.items)
-                self.rng.shuffle(self.queue)
-            item = self.queue.pop()
-            if accept is None or accept(item):
-                return item
-        return self.items[0]
+        """The next item ``accept`` allows; one it refuses stays queued for a later call."""
+        for _ in range(3):
+            for i in range(len(self.queue) - 1, -1, -1):
+                if accept is None or accept(self.queue[i]):
+                    return self.queue.pop(i)
+            fresh = list(self.items)
+            self.rng.shuffle(fresh)
+            self.queue = fresh + self.queue
+        raise ValueError("no acceptable item")
 
 
 @dataclass

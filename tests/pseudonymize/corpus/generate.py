@@ -15,6 +15,7 @@ import orjson
 
 from . import dates as D
 from . import templates_en, templates_fr, vocab
+from .builder import Cycler, NoteContext, Renderer
 from .labels import NoteLabels, Span
 from .people import (
     PeopleFactory,
@@ -31,7 +32,6 @@ from .people import (
     nir_spaced,
     ssn,
 )
-from .render import Cycler, NoteContext, Renderer
 
 MARKER_SYSTEM = "https://fhirlake.example/test-corpus/note"
 """DocumentReference.category coding that carries each note's marker (a code, not PII)."""
@@ -74,9 +74,9 @@ ID_SYSTEMS = {
 
 def _stop_tokens() -> set[str]:
     """Every word the corpus itself writes: a person may not be named like any of them."""
-    from . import render
+    from . import builder
 
-    source = "".join(inspect.getsource(m) for m in (templates_fr, templates_en, vocab, D, render))
+    source = "".join(inspect.getsource(m) for m in (templates_fr, templates_en, vocab, D, builder))
     source += inspect.getsource(inspect.getmodule(_stop_tokens))  # type: ignore[arg-type]
     words = {w for w in fold_words(source) if len(w) >= 3}
     return words | {"covid", "docteur", "madame", "monsieur", "patient", "patiente"}

@@ -1,4 +1,4 @@
-"""English note templates: fourteen styles written for this corpus (fields: see render.py).
+"""English note templates: fourteen styles written for this corpus (fields: see builder.py).
 
 The same templates serve US and UK patients; the date and phone formats follow the patient's
 locale (``D.x.num`` is 04/08/2024 for one and 08/04/2024 for the other).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .render import NoteContext
+from .builder import NoteContext
 
 
 def gp_letter(c: NoteContext) -> str:

@@ -1,10 +1,10 @@
-"""French note templates: fourteen styles written for this corpus (fields: see render.py)."""
+"""French note templates: fourteen styles written for this corpus (fields: see builder.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .render import NoteContext
+from .builder import NoteContext
 
 
 def lettre_confrere(c: NoteContext) -> str:
