@@ -3,8 +3,9 @@
 On ``pseudonymised`` (blocking: a failure skips silver, so nothing reaches the lake), over the
 batches not yet in the lake:
 
-* ``no_identifier_leaks``: the leak scan finds none of the input patients' identifying strings
-  in the output (a leaky batch is also marked, so no later run ingests it);
+* ``no_identifier_leaks``: the leak scan of ``fhirlake privacy scan`` finds none of the input
+  patients' identifying strings, no person the export names, no birth date and no date-offset
+  leak in the output (a leaky batch is also marked, so no later run ingests it);
 * ``quarantine_rate``: pseudonymisation rejected at most the configured share of records;
 * ``counts_reconcile``: bronze holds what the server's manifest announced, and every record
   read was written or quarantined.
@@ -24,7 +25,7 @@ from typing import Any
 import dagster as dg
 
 import fhirlake
-from fhirlake.pseudonymize import input_terms, scan_output
+from fhirlake.pseudonymize import scan_context, scan_output
 from fhirlake.pseudonymize.report import read_report
 from fhirlake.sof.library import view_files
 from pipelines import queries, stages
@@ -60,8 +61,10 @@ def _checks(partitions: dg.PartitionsDefinition, *, max_quarantine_rate: float,
         scanned, leaks, terms = 0, 0, 0
         for folder in stages.not_ingested(lake.path, source):
             with stages.staged_input(bronze[folder.name]) as raw:
-                _directory, found_terms, ids = input_terms(raw)
-            result = scan_output(folder, found_terms, key=key, patient_ids=ids)
+                # the same scan as `fhirlake privacy scan`: every person named, birth dates,
+                # date-offset leaks (this check holds the key)
+                found = scan_context(raw, max_shift_days=pseudonymizer.load_policy().max_shift_days)
+            result = scan_output(folder, key=key, context=found)
             scanned, terms, leaks = scanned + 1, terms + result.terms, leaks + len(result.leaks)
             if result.leaks:
                 stages.block(folder, f"the leak scan found {len(result.leaks)} identifying strings "

@@ -89,7 +89,10 @@ def privacy_group() -> None:
 
 @privacy_group.command("scan")
 @click.argument(
-    "output_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path)
+    "output_dir",
+    metavar="[OUT]",
+    required=False,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 @click.option(
     "--input",
@@ -111,30 +114,58 @@ def privacy_group() -> None:
     default=None,
     help="The run's key, to find each resource's patient [default: env FHIRLAKE_PSEUDONYM_KEY if set].",
 )
+@click.option(
+    "--lake",
+    "lake_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Also scan the string columns of this lake's silver and gold tables.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def scan_command(
-    output_dir: Path,
+    output_dir: Path | None,
     input_path: Path,
     truth_path: Path | None,
     key_file: Path | None,
+    lake_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Exit 1 if OUT holds any identifying string of any patient of IN.
+    """Exit 1 if OUT (or the lake) holds anything identifying a person of IN.
 
-    Hits are printed by file, line, entity type, patient ordinal and a hash: never the string.
+    Looks for every patient's strings, every person the export names (clinicians included,
+    however written), and with the key each patient's birth date in any format and date-offset
+    leaks. Hits are printed by file, line, entity type, ordinal and a hash: never the string.
     """
     from fhirlake.pseudonymize.keys import KEY_ENV_VAR, PseudonymKey, load_key
-    from fhirlake.pseudonymize.scan import TRUTH_NAME, input_terms, scan_output, truth_terms
+    from fhirlake.pseudonymize.policy import load_policy
+    from fhirlake.pseudonymize.scan import (
+        TRUTH_NAME,
+        ScanResult,
+        scan_context,
+        scan_output,
+        truth_terms,
+    )
 
-    directory, terms, patient_ids = input_terms(input_path)
+    if output_dir is None and lake_path is None:
+        raise click.UsageError("give an output folder OUT, or --lake PATH, or both")
+    context = scan_context(input_path, max_shift_days=load_policy(_default_policy()).max_shift_days)
     if truth_path is None and input_path.is_dir() and (input_path / TRUTH_NAME).is_file():
         truth_path = input_path / TRUTH_NAME
     if truth_path is not None:
-        terms += truth_terms(truth_path, directory)
+        context.terms += truth_terms(truth_path, context.directory)
     key: PseudonymKey | None = None
     if key_file is not None or os.environ.get(KEY_ENV_VAR, "").strip():
         key = load_key(key_file)
-    result = scan_output(output_dir, terms, key=key, patient_ids=patient_ids)
+    result = ScanResult(terms=len(context.terms), patients=len(context.patient_ids))
+    if output_dir is not None:
+        result = scan_output(output_dir, key=key, context=context)
+    if lake_path is not None:
+        from fhirlake.pseudonymize.lakescan import scan_lake
+
+        lake = scan_lake(lake_path, context, key=key)
+        result.tables, result.own_patient_checked = lake.tables, lake.own_patient_checked
+        result.lines += lake.lines
+        result.leaks.extend(lake.leaks)
     if as_json:
         click.echo(
             json.dumps(
@@ -144,6 +175,7 @@ def scan_command(
                     "files": result.files,
                     "lines": result.lines,
                     "attachments_decoded": result.attachments_decoded,
+                    "lake_tables": result.tables,
                     "truth_file": truth_path is not None,
                     "own_patient_checked": result.own_patient_checked,
                     "leaks": [str(leak) for leak in result.leaks],
@@ -155,13 +187,15 @@ def scan_command(
         for leak in result.leaks[:200]:
             click.echo(f"leak: {leak}", err=True)
         click.echo(
-            f"scanned {result.files} files, {result.lines} lines, {result.attachments_decoded} "
-            f"attachments for {result.terms} strings of {result.patients} patients"
+            f"scanned {result.files} files, {result.tables} lake tables, {result.lines} lines, "
+            f"{result.attachments_decoded} attachments for {result.terms} strings of "
+            f"{result.patients} patients and {len(context.directory.persons)} named persons"
             f"{' (with truth file)' if truth_path else ''}: {len(result.leaks)} leaks"
         )
         if not result.own_patient_checked:
             click.echo(
-                "note: no key given, so single-word names were not looked for inside each patient's own resources"
+                "note: no key given, so single-word names, birth dates and date-offset leaks were "
+                "not looked for inside each patient's own resources"
             )
     if result.leaks:
         # SystemExit, not click's Exit: fhirlake.cli.main runs click with standalone_mode=False

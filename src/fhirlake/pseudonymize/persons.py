@@ -141,11 +141,14 @@ class PersonIndex:
     def _close(self, person: Person, patient: int | None) -> bool:
         return person.role == "clinician" or (patient is not None and person.owner == patient)
 
-    def find(self, text: str, patient: int | None) -> Iterator[tuple[int, int, Person]]:
+    def find(
+        self, text: str, patient: int | None, *, strict: bool = False
+    ) -> Iterator[tuple[int, int, Person]]:
         """Yield (start, end, person) for each name of the index in ``text``.
 
         ``patient`` is the ordinal of the note's patient: their names, their relatives' and
         the clinicians' count alone; anyone else's need two parts of a name together.
+        ``strict`` (the leak scan) counts only two parts of a name together, for everyone.
         """
         if not self._by_word:
             return
@@ -156,7 +159,7 @@ class PersonIndex:
             if not run:
                 i += 1
                 continue
-            match = self._judge(text, tokens, i, run, patient)
+            match = self._judge(text, tokens, i, run, patient, strict)
             if match is None:
                 i += 1
                 continue
@@ -193,6 +196,7 @@ class PersonIndex:
         i: int,
         n: int,
         patient: int | None,
+        strict: bool = False,
     ) -> tuple[int, int, Person, int] | None:
         """The person a run of tokens names, if it names one, and the span to replace."""
         words = tokens[i : i + n]
@@ -213,6 +217,8 @@ class PersonIndex:
                 len(distinct) == 1 and len(with_initials) > len(positions)
             )
             if not strong:
+                if strict:
+                    continue
                 k = positions[0]
                 if not (
                     self._close(person, patient) and self._alone_ok(words[k][2], person, patient)
