@@ -202,7 +202,7 @@ def test_dates_move_in_their_own_format_and_birth_dates_keep_the_year(
     french, english = notes[key.resource_id("d-fr")], notes[key.resource_id("d-en")]
     visit = dt.date(2024, 4, 8) + offset
     months = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
-    days = "lundi mardi mercredi jeudi vendredi samedi dimanche".split()
+    days = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
     assert_present(
         f"{days[visit.weekday()]} {visit.day}{'er' if visit.day == 1 else ''} "
         f"{months.split()[visit.month - 1]} {visit.year}",
