@@ -36,7 +36,8 @@ def redact(note: NoteLabels, offset: int, *, avoid: set[dt.date] | frozenset[dt.
     """The note as a perfect de-identifier would write it.
 
     ``avoid``: dates a shifted date must not fall on (the patient's raw dates: a shifted date
-    equal to one of them is written ``[DATE]``, since no scanner can tell it from a leak).
+    equal to one of them is written ``[DATE]``, since no scanner can tell it from a leak;
+    for a date without a year, the same day and month).
     ``override``: span index -> text to write instead (to plant a leak).
     """
     override = override or {}
@@ -114,7 +115,12 @@ def write_oracle(labels: Iterable[NoteLabels], pseudonymised_dir: Path, input_di
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(pseudonymised_dir, out_dir)
+    labels = list(labels)
+    # the patient's raw dates: structured, and those its raw notes write (a scanner that
+    # reads the raw notes may rightly take a shifted date that lands on one of them for a leak)
     avoid = raw_dates(input_dir)
+    for note in labels:
+        avoid[note.patient_id] |= {dt.date.fromisoformat(s.date) for s in note.spans if s.date}
     replaced: dict[int, bytes] = {}
     docs_path = out_dir / "DocumentReference.ndjson"
     lines = docs_path.read_bytes().splitlines()
