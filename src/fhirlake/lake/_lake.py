@@ -39,8 +39,9 @@ def connect(
 
     With no ``lake``, the lake is ``$FHIRLAKE_LAKE``; else ``./.fhirlake`` if it exists; else the
     nearest ``.fhirlake`` folder in a parent of the working directory, like git finding its
-    repository (so a notebook whose working directory is ``notebooks/`` opens the project's demo
-    lake); else ``./.fhirlake``, where a writable connection creates a new lake.
+    repository (so a notebook whose working directory is ``notebooks/`` opens the project's
+    lake); else, read-only, the nearest demo lake (``.fhirlake-demo``, made by ``fhirlake
+    demo``); else ``./.fhirlake``, where a writable connection creates a new lake.
 
     ``as_of`` (a snapshot id, an export id, or an ISO time) opens the lake as it was then, for
     reproducible research. ``read_only=False`` allows :meth:`Lake.ingest` and :meth:`Lake.build`
@@ -49,7 +50,7 @@ def connect(
     >>> lake = connect()                                            # doctest: +SKIP
     >>> lake.sql("SELECT gender, count(*) FROM gold.patient GROUP BY ALL")  # doctest: +SKIP
     """
-    storage = Storage.open(lake)
+    storage = Storage.open(lake, reading=read_only)
     if as_of is not None and not read_only:
         raise LakeError("as_of opens a past snapshot, which is read-only; drop read_only=False")
     return Lake(storage, as_of=as_of, read_only=read_only, views=Path(views) if views is not None else None)

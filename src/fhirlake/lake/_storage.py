@@ -22,24 +22,29 @@ import pyarrow.fs as pafs
 
 from fhirlake.lake.errors import LakeBusyError, LakeError
 
-__all__ = ["DEFAULT_LAKE", "Storage", "default_root"]
+__all__ = ["DEFAULT_LAKE", "DEMO_LAKE", "Storage", "default_root"]
 
 DEFAULT_LAKE = ".fhirlake"
+DEMO_LAKE = ".fhirlake-demo"  # where `fhirlake demo` builds its lake by default
 _LOCK = "_fhirlake/lock"
 
 
-def default_root(cwd: Path | None = None) -> str:
+def default_root(cwd: Path | None = None, *, reading: bool = False) -> str:
     """The lake to use when none is named: ``$FHIRLAKE_LAKE``; else ``./.fhirlake`` if it exists;
     else the nearest ``.fhirlake`` folder in a parent of the working directory (as git finds its
-    repository), so a notebook running in ``notebooks/`` opens the project's lake; else
-    ``./.fhirlake`` (where a new lake is created)."""
+    repository), so a notebook running in ``notebooks/`` opens the project's lake; else, when
+    only ``reading``, the nearest lake ``fhirlake demo`` built (``.fhirlake-demo``), so the
+    researcher's first notebook opens the demo without configuration; else ``./.fhirlake``
+    (where a new lake is created: nothing is ever written into the demo's lake by default)."""
     configured = os.environ.get("FHIRLAKE_LAKE")
     if configured:
         return configured
     here = (cwd or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / DEFAULT_LAKE).is_dir():
-            return str(folder / DEFAULT_LAKE)
+    names = (DEFAULT_LAKE, DEMO_LAKE) if reading else (DEFAULT_LAKE,)
+    for name in names:
+        for folder in (here, *here.parents):
+            if (folder / name).is_dir():
+                return str(folder / name)
     return DEFAULT_LAKE
 
 
@@ -53,9 +58,10 @@ class Storage:
     local: bool
 
     @classmethod
-    def open(cls, root: str | Path | None = None) -> Storage:
-        """The storage of ``root`` (a folder or a URI such as ``s3://bucket/lake``)."""
-        text = str(root if root is not None else default_root())
+    def open(cls, root: str | Path | None = None, *, reading: bool = False) -> Storage:
+        """The storage of ``root`` (a folder or a URI such as ``s3://bucket/lake``); with no
+        ``root``, :func:`default_root` (``reading``: a connection that will not write)."""
+        text = str(root if root is not None else default_root(reading=reading))
         if "://" not in text:
             text = str(Path(text).expanduser().resolve())
         try:
