@@ -229,7 +229,8 @@ def test_refusals_do_not_depend_on_the_data(attack_session: Session, truth: Lake
         texts = set()
         for value in literals:
             reply = attack_session.sql(template.format(value))
-            texts.add(assert_refused(reply).replace(value, "<literal>"))
+            # the reason may quote the offending fragment (the caller's own text, maybe cut): drop quoted parts
+            texts.add(re.sub(r'"[^"]*"', '"<fragment>"', assert_refused(reply).replace(value, "<literal>")))
         assert len(texts) == 1, f"the refusal depends on the data: {texts}"
 
 

@@ -208,7 +208,8 @@ def test_cohort_pads_and_compare_cohorts_do_not_reveal_a_diagnosis(session: Sess
         if count_of(data["a"]) is not None and count_of(data["b"]) is not None:
             compared.append(count_of(data["a"]) - count_of(data["b"]))
     assert_not_exact(counts, true_difference, f"count_cohort pads ({diagnosis} {code})")
-    assert_not_exact(compared, true_difference, f"compare_cohorts a - b ({diagnosis} {code})")
+    if compared:  # compare_cohorts may hide a and b (secondary suppression); what it shows must not tell
+        assert_not_exact(compared, true_difference, f"compare_cohorts a - b ({diagnosis} {code})")
 
 
 def test_a_new_session_does_not_start_with_a_clean_memory(servers: Servers, harness: Harness, target: Target) -> None:
