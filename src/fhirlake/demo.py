@@ -66,10 +66,13 @@ DEMO_MARKER = ".fhirlake-demo"
 DEFAULT_DEMO_LAKE = Path(".fhirlake-demo")
 SITES = (("site-a", "en"), ("site-b", "fr"))
 _KEY_ENV = "FHIRLAKE_PSEUDONYM_KEY"
+_DEMO_INSTANCE = "dagster-demo.yaml"
+_INTERRUPTED = "DagsterExecutionInterruptedError"  # how a run Dagster stopped on Ctrl-C reports it
 _DIABETES = {"criteria": {"kind": "condition", "codes": ["44054006"]}}  # type 2 diabetes (SNOMED)
 # What a demo run puts at the top of its lake: the only names a rebuild may delete.
 _DEMO_ENTRIES = frozenset({DEMO_MARKER, "_demo", "bronze", "pseudonymised", "silver", "gold", "catalog.duckdb",
-                           "catalog.duckdb.wal", "_fhirlake", "watermarks.json"})
+                           "catalog.duckdb.wal", "_fhirlake", "watermarks.json",
+                           "watermarks.json.lock"})
 _LAKE_TEMPORARIES = (".catalog-", ".tmp-")  # left by a run the demo interrupted
 
 
@@ -179,9 +182,11 @@ class _Interrupt:
         self.received = True
         raise KeyboardInterrupt
 
-    def check(self) -> None:
-        """Stop now if a Ctrl-C arrived while a run swallowed it (Dagster reports a failed run)."""
-        if self.received:
+    def check(self, error: str | None = None) -> None:
+        """Stop now if a Ctrl-C arrived, also one Dagster caught during a run (it then reports
+        the run failed with ``error`` naming its interruption, and would go on to the next)."""
+        if self.received or (error is not None and _INTERRUPTED in error):
+            self.received = True
             raise KeyboardInterrupt
 
 
@@ -244,7 +249,7 @@ def build_demo_lake(
     from fhirlake.synth import generate
 
     stages = _Stages(console)
-    check = interrupt.check if interrupt is not None else (lambda: None)
+    check = interrupt.check if interrupt is not None else (lambda error=None: None)
     prepare_lake(lake)
     work = lake / "_demo"
     work.mkdir()
@@ -279,7 +284,7 @@ def build_demo_lake(
             begun = time.perf_counter()
             with stages.stage(f"   {site}: export, pseudonymise, lake") as done:
                 outcome |= run_sources(defs, [site], full=True, instance=instance, log_level="CRITICAL")
-                check()
+                check(outcome[site].error)
                 state = "[green]ok[/green]" if outcome[site].success else "[red]failed[/red]"
                 done(f"   {site}: {state} (run {outcome[site].run_id[:8]})")
             timings[f"run {site}"] = time.perf_counter() - begun
@@ -367,15 +372,28 @@ def sample_cohort(lake: Path) -> BreakdownAnswer:
 
 
 def _dagster_instance(home: Path) -> dg.DagsterInstance:
-    """A persistent instance in ``home`` with the project's dagster.yaml (SQLite storage)."""
+    """A persistent instance in ``home`` with the project's dagster.yaml (SQLite storage).
+
+    The demo's own runs do not capture step output: Dagster would tail it through helper
+    processes that each print a traceback on Ctrl-C. ``dagster dev`` on the same home reads
+    ``dagster.yaml`` and captures as usual; the demo reads ``dagster-demo.yaml`` beside it.
+    """
     import dagster as dg
+    import yaml
     from pipelines.settings import PROJECT_ROOT
 
     home.mkdir(parents=True, exist_ok=True)
     config = PROJECT_ROOT / "dagster.yaml"
     if config.is_file() and not (home / "dagster.yaml").exists():
         shutil.copyfile(config, home / "dagster.yaml")
-    return dg.DagsterInstance.from_config(str(home))
+    settings = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) if (home / "dagster.yaml").is_file() else {}
+    settings = settings or {}
+    settings["compute_logs"] = {"module": "dagster._core.storage.noop_compute_log_manager",
+                                "class": "NoOpComputeLogManager"}
+    (home / _DEMO_INSTANCE).write_text(
+        "# written by `fhirlake demo` for its own runs: dagster.yaml without step-output capture\n"
+        + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return dg.DagsterInstance.from_config(str(home), config_filename=_DEMO_INSTANCE)
 
 
 @click.command("demo")
