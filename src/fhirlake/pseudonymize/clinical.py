@@ -24,6 +24,7 @@ import yaml
 
 from fhirlake.pseudonymize.errors import PolicyError
 from fhirlake.pseudonymize.persons import normalise
+from fhirlake.pseudonymize.terms import Term, TermMatcher
 
 __all__ = ["CLINICAL_TYPES", "ClinicalVocabulary", "coded_texts"]
 
@@ -57,6 +58,7 @@ _CODED = (
     "type",
     "bodySite",
 )
+_SECTIONS = ("headings", "drugs", "abbreviations", "tests")
 # Words too short or too common to vouch for a span on their own
 _MIN_WORD = 3
 
@@ -91,6 +93,8 @@ class ClinicalVocabulary:
         self.terms: set[str] = set()
         self.words: set[str] = set()
         self._stop = frozenset(normalise(w) for w in stop_words)
+        self._originals: list[str] = []
+        self._matcher: TermMatcher | None = None
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -101,8 +105,20 @@ class ClinicalVocabulary:
             words = [normalise(w) for w in _WORD.findall(term)]
             if not words:
                 continue
-            self.terms.add(" ".join(words))
+            joined = " ".join(words)
+            if joined not in self.terms:
+                self._originals.append(term)
+                self._matcher = None
+            self.terms.add(joined)
             self.words.update(w for w in words if len(w) >= _MIN_WORD and w not in self._stop)
+
+    def find(self, text: str) -> list[tuple[int, int]]:
+        """Where the text holds a clinical term (longest first, whole words only)."""
+        if self._matcher is None:
+            self._matcher = TermMatcher(
+                (Term("CLINICAL", t, 0) for t in self._originals), min_number=1_000
+            )
+        return [(start, end) for start, end, _ in self._matcher.find(text)]
 
     def allows(self, span: str) -> bool:
         """Whether a span NER found is clinical vocabulary (and so is kept)."""
@@ -123,7 +139,7 @@ class ClinicalVocabulary:
             raise PolicyError(where, "", f"cannot read the clinical terms ({exc})") from None
         if not isinstance(raw, dict) or raw.get("version") != 1:
             raise PolicyError(where, "/version", "expected a mapping with version: 1")
-        for section in ("headings", "drugs", "abbreviations"):
+        for section in _SECTIONS:
             value = raw.get(section, [])
             lists = value.items() if isinstance(value, dict) else [("", value)]
             for language, terms in lists:
@@ -131,6 +147,6 @@ class ClinicalVocabulary:
                 if not isinstance(terms, list) or not all(isinstance(t, str) and t for t in terms):
                     raise PolicyError(where, pointer, "expected a list of non-empty strings")
                 self.add_terms(terms)
-        unknown = set(raw) - {"version", "headings", "drugs", "abbreviations"}
+        unknown = set(raw) - {"version", *_SECTIONS}
         if unknown:
             raise PolicyError(where, f"/{sorted(unknown)[0]}", "unknown section")

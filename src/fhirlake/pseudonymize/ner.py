@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,17 @@ def guess_language(text: str, default: str, languages: frozenset[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NerSettings:
-    """Which spaCy model per language, and what its labels mean."""
+    """Which spaCy model per language, what its labels mean, and which to trust.
+
+    As in Presidio: entities of ``low_score_entity_names`` have their score multiplied by
+    ``low_confidence_score_multiplier``, and any below ``default_score_threshold`` is dropped
+    (the default file so drops ORGANIZATION, which the small models tag on "CBC" or "MG").
+    """
 
     models: dict[str, str]
     mapping: dict[str, str]  # model label -> entity type (PER -> PERSON)
     path: Path
+    scores: dict[str, float] = field(default_factory=dict)  # entity type -> score
 
 
 def load_ner_settings(path: Path) -> NerSettings:
@@ -90,8 +96,16 @@ def load_ner_settings(path: Path) -> NerSettings:
             "/nlp_configuration/ner_model_configuration/model_to_presidio_entity_mapping",
             "expected a mapping of model labels to entity types",
         )
-    kept = {str(k): str(v) for k, v in mapping.items() if v in _NAMED}
-    return NerSettings(models, kept, path)
+    low = set(ner.get("low_score_entity_names") or ())
+    multiplier = float(ner.get("low_confidence_score_multiplier", 0.4))
+    threshold = float(conf.get("default_score_threshold", 0.35))
+    scores = {
+        entity: score * (multiplier if entity in low else 1.0) for entity, score in _SCORES.items()
+    }
+    kept = {
+        str(k): str(v) for k, v in mapping.items() if v in _NAMED and scores[str(v)] >= threshold
+    }
+    return NerSettings(models, kept, path, scores)
 
 
 # Entity types the model is trusted for; dates and numbers are left to the rules
@@ -134,7 +148,12 @@ class NerModels:
         mapping = self.settings.mapping
         for doc in self.model(language).pipe(texts, batch_size=batch_size):
             yield [
-                (e.start_char, e.end_char, mapping[e.label_], _SCORES[mapping[e.label_]])
+                (
+                    e.start_char,
+                    e.end_char,
+                    mapping[e.label_],
+                    self.settings.scores[mapping[e.label_]],
+                )
                 for e in doc.ents
                 if e.label_ in mapping
             ]

@@ -132,6 +132,8 @@ class PatientDirectory:
                 self.persons.add(Person("relative", info.ordinal, *name_parts(name)))
             extra = tuple(identifying_terms(related, info.ordinal, quasi=False, with_id=False))
             info.terms = info.terms + tuple(t for t in extra if t not in info.terms)
+            quasi = identifying_terms(related, info.ordinal, quasi=True, with_id=False)
+            info.quasi_terms = info.quasi_terms + tuple(t for t in quasi if t not in extra)
         self._related.clear()
 
     def get(self, patient_id: str | None) -> PatientInfo | None:

@@ -13,7 +13,10 @@ one pass each:
   follows a label (``IPP``, ``NDA``, ``MRN``, ``n°``, ``policy``, ``member id``…);
 * ``LOCATION``: a street address (``12 rue des Glycines``, ``5634 Jon Stream Apt. 960``),
   a French postal code and city (``69003 Lyon``), a US city, state and ZIP;
-* ``PERSON``: the name after a title (``Dr``, ``Pr``, ``Mme``, ``M.``, ``Mrs``…);
+* ``PERSON``: the name after a title (``Dr``, ``Pr``, ``Mme``, ``M.``, ``Mrs``…), an initial
+  and a surname (``J. Davies-Barnett``), and a name its context gives away (after "verified
+  by", "social worker:", "son époux", before ", infirmière" or a phone number, under a
+  closing "Cordialement,");
 * ``AGE``: an age above the policy's maximum (written back as ``90+``).
 
 >>> text = "IPP 12345, tél 06 12 34 56 78"
@@ -107,10 +110,54 @@ _POSTAL_CITY_FR = re.compile(
 _TITLE = re.compile(
     r"(?<![\w.])(?:Dr|Drs|Docteur|Doctor|Doc|Pr|Prof|Professeur|Professor|Mme|Mmes|Madame|M|MM"
     r"|Monsieur|Mr|Mrs|Ms|Miss|Mlle|Mademoiselle|Mx|Me|Maître|Sr|Sister|Nurse|Infirmi[eè]re?)"
-    r"\.?\s+"
-    r"(?P<name>(?:[A-ZÀ-Ý]\.\s?)*(?:(?:de|du|des|van|von|der|le|la|di|da|del|d['’]|mac|mc|st\.?)\s?)?"
+    r"\.?[ \t]+"
+    r"(?P<name>(?:[A-ZÀ-Ý]\.[ \t]?)*(?:(?:de|du|des|van|von|der|le|la|di|da|del|d['’]|mac|mc|st\.?)[ \t]?)?"
     r"[A-ZÀ-Ý][\w'’]*(?:-[A-ZÀ-Ý][\w'’]*)*"
-    r"(?:\s+(?:(?:de|du|des|van|von|der|le|la|di|da|del|d['’])\s?)?[A-ZÀ-Ý][\w'’]*(?:-[A-ZÀ-Ý][\w'’]*)*){0,2})"
+    r"(?:[ \t]+(?:(?:de|du|des|van|von|der|le|la|di|da|del|d['’])[ \t]?)?[A-ZÀ-Ý][\w'’]*(?:-[A-ZÀ-Ý][\w'’]*)*){0,2})"
+)
+# A name NER does not know, found by what surrounds it (as Philter does): a word that starts
+# with a capital, hyphenated parts allowed; two or three of them make a full name.
+_WORD_CAP = r"(?:[A-ZÀ-Ý][a-zà-ÿ'’]+|[A-ZÀ-Ý]{2,})(?:-(?:[A-ZÀ-Ý][a-zà-ÿ'’]+|[A-ZÀ-Ý]{2,}))*"
+_PARTICLE = r"(?:(?:de|du|des|van|von|der|le|la|Le|La|di|da|del|d['’])[ \t]?)"
+_FULL = rf"{_WORD_CAP}(?:[ \t]+{_PARTICLE}?{_WORD_CAP}){{1,2}}"
+_ROLE = (
+    r"(?:coordinator|scientist|secretary|nurse|pharmacist|physiotherapist|therapist|technician|"
+    r"midwife|registrar|consultant|resident|assistant|social\s+worker|care\s+worker|carer|"
+    r"infirmi[eè]re?|kin[ée]sith[ée]rapeute|secr[ée]taire|pharmacien(?:ne)?|sage-femme|"
+    r"aide-soignante?|interne|externe|m[ée]decin|psychologue|di[ée]t[ée]ticien(?:ne)?|"
+    r"ergoth[ée]rapeute|orthophoniste|assistante?\s+sociale|cadre\s+de\s+sant[ée])"
+)
+_BEFORE_NAME = (
+    r"(?:(?:verified|taken|seen|reviewed|signed|dictated|written|reported|discussed|called|"
+    r"checked|authori[sz]ed|approved|validated|referred|prescribed)\s+by|"
+    r"(?:vu|vue|valid[ée]e?|sign[ée]e?|dict[ée]e?|r[ée]dig[ée]e?|appel[ée]e?|pr[ée]lev[ée]e?|"
+    r"prescrit|adress[ée]e?)\s+par|social\s+worker|"
+    r"(?:husband|wife|son|daughter|brother|sister|mother|father|partner|niece|nephew|"
+    r"neighbour|neighbor|friend|carer|guardian|mari|[ée]pou(?:x|se)|conjointe?|fils|fille|"
+    r"fr[èe]re|s[œo]e?ur|m[èe]re|p[èe]re|ni[èe]ce|neveu|voisine?|ami|amie|compagne?|"
+    r"tuteur|tutrice|aidant|aidante|personne\s+de\s+confiance))"
+)
+_CLOSING = (
+    r"(?:thanks|thank\s+you|regards|best\s+regards|kind\s+regards|sincerely|yours\s+sincerely|"
+    r"yours|cordialement|bien\s+cordialement|confraternellement|bien\s+[àa]\s+vous|"
+    r"amiti[ée]s|salutations)"
+)
+_NAMES_IN_CONTEXT = [
+    # J. Dupont, A. Le Roux, J.-M. DURAND
+    re.compile(rf"(?<![\w.])(?P<name>[A-ZÀ-Ý]\.(?:-?[A-ZÀ-Ý]\.)?[ \t]?{_PARTICLE}?{_WORD_CAP})"),
+    # verified by Ashleigh Evans; social worker: Erin Wilson; son époux (Jean Martin)
+    re.compile(rf"(?i:{_BEFORE_NAME})[ \t]*[:,(]?[ \t]*(?P<name>{_FULL})"),
+    # Darrell Bell, clinic coordinator; Aimée-Susanne Leduc, infirmière
+    re.compile(rf"(?P<name>{_FULL}),[ \t]+(?:[\w-]+[ \t]+)?(?i:{_ROLE})\b"),
+    # (Chantal Paris, +33 (0)6 63 00 51 06); (Marine Étienne, 0673972751)
+    re.compile(rf"(?P<name>{_FULL}),?[ \t]+(?=\+\d|0\d)"),
+    # Thanks,\nMary / Bien cordialement,\nNicole Raynaud
+    re.compile(
+        rf"(?i:{_CLOSING})[ \t]*[,.!]?[ \t]*\n[ \t]*(?P<name>{_WORD_CAP}(?:[ \t]+{_PARTICLE}?{_WORD_CAP}){{0,2}})"
+    ),
+]
+_UK_POSTCODE = re.compile(
+    r"(?:\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}[ \t]+)?\b[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}\b"
 )
 AGE_PATTERN = re.compile(
     r"(?<![\d.,])(?P<age>\d{2,3})(?P<unit>\s*-?\s*(?:years?|yrs?|y/?o|ans?)\b(?:[\s-]*old)?)",
@@ -126,6 +173,14 @@ def _titled(text: str) -> Iterator[tuple[int, int, str]]:
         if name.split()[0] in _NOT_NAMES or len(name) < 2:
             continue
         yield m.start("name"), m.end("name"), "PERSON"
+
+
+def _named_in_context(text: str) -> Iterator[tuple[int, int, str]]:
+    for pattern in _NAMES_IN_CONTEXT:
+        for m in pattern.finditer(text):
+            name = m.group("name")
+            if name.split()[0] not in _NOT_NAMES:
+                yield m.start("name"), m.end("name"), "PERSON"
 
 
 def find_patterns(text: str) -> list[tuple[int, int, str]]:
@@ -155,6 +210,8 @@ def find_patterns(text: str) -> list[tuple[int, int, str]]:
         found.extend((m.start(), m.end(), "LOCATION") for m in _MILITARY.finditer(text))
         found.extend((m.start(), m.end(), "LOCATION") for m in _CITY_STATE_ZIP.finditer(text))
         found.extend((m.start(), m.end(), "LOCATION") for m in _POSTAL_CITY_FR.finditer(text))
+        found.extend((m.start(), m.end(), "LOCATION") for m in _UK_POSTCODE.finditer(text))
     found.extend((m.start(), m.end(), "LOCATION") for m in _ADDRESS_FR.finditer(text))
     found.extend(_titled(text))
+    found.extend(_named_in_context(text))
     return found

@@ -36,7 +36,7 @@ from fhirlake.pseudonymize.textdates import strip_accents
 __all__ = ["Person", "PersonIndex", "name_parts", "normalise"]
 
 _TOKEN = re.compile(r"[^\W_]+")
-_GAP = re.compile(r"[\s,.'’-]{0,3}")
+_GAP = re.compile(r"[ \t,.'’-]{0,3}")  # a name does not run across lines
 _PARTICLES = frozenset(
     {
         "de",

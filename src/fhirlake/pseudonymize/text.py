@@ -62,6 +62,7 @@ _PATTERN_SCORES = {
     "IDENTIFIER": 0.7,
 }
 _TAG = re.compile(r"<[^>]*>")
+_LINE_PART = re.compile(r"[^\W_](?:[^\n]*[^\W_])?")  # a span's part on one line, trimmed
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +280,7 @@ class TextScrubber:
 
     def _spans(self, slot: TextSlot, text: str, analysis: _Analysis) -> list[Span]:
         deny = self._deny(slot, text)
-        clinical = self.directory.clinical
-        ner = [s for s in analysis.ner if not clinical.allows(text[s[0] : s[1]])]
+        ner = self._named(text, analysis.ner)
         dates: list[Span] = [(d.start, d.end, "DATE_TIME", _DATE_SCORE, d) for d in analysis.dates]
         ages: list[Span] = [(s, e, "AGE", _DATE_SCORE, a) for s, e, a in analysis.ages]
         marked = [*deny, *analysis.patterns]
@@ -289,6 +289,27 @@ class TextScrubber:
         others = [s for s in (*marked, *ner) if s[3] >= _DENY_SCORE or not _overlaps(s, fixed)]
         fixed = [d for d in fixed if not _overlaps(d, deny)]
         return [*others, *fixed]
+
+    def _named(self, text: str, spans: tuple[Span, ...]) -> list[Span]:
+        """NER's findings, cut at line ends and trimmed, without the clinical vocabulary.
+
+        The small models run entities across lines ("Dr Evans\n\nChief Complaint") and tag
+        drugs and tests; a part that overlaps a clinical term of the export, or is made of
+        clinical words only, is dropped.
+        """
+        if not spans:
+            return []
+        clinical = self.directory.clinical
+        terms = clinical.find(text)
+        kept: list[Span] = []
+        for start, end, entity, score, found in spans:
+            for line in _LINE_PART.finditer(text, start, end):
+                part = (line.start(), line.end(), entity, score, found)
+                if _overlaps(part, [(s, e, "", 0.0, None) for s, e in terms]):
+                    continue
+                if not clinical.allows(line.group()):
+                    kept.append(part)
+        return kept
 
     def _deny(self, slot: TextSlot, text: str) -> list[Span]:
         found: list[Span] = []

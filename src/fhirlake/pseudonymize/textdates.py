@@ -270,6 +270,21 @@ def _name_like(field: _Field, number: int, table: dict[str, tuple[str, str]]) ->
     return _case_like(field.text, name)
 
 
+def _padded(fields: list[_Field]) -> bool:
+    """Whether a numeric date pads its day and month to two digits ("08/04", not "8/4").
+
+    A leading zero says yes, a single digit says no; "14/12/2024" says nothing, and a four-digit
+    year is then taken for the padded style (dd/mm/yyyy), a two-digit one for d/m/yy.
+    """
+    numbers = [_digits(f.text) for f in fields if f.kind in ("day", "month") and f.word is None]
+    if any(n.startswith("0") for n in numbers):
+        return True
+    if any(len(n) == 1 for n in numbers):
+        return False
+    year = next((f.text for f in fields if f.kind == "year"), "")
+    return len(year.lstrip("'")) == 4
+
+
 def _digits(day: str) -> str:
     """The number of a day without its ordinal suffix ("3rd" → "3", "1er" → "1")."""
     end = 0
@@ -297,13 +312,13 @@ def _format_field(field: _Field, moved: dt.date, fields: list[_Field]) -> str:
     if field.kind == "month":
         if field.word is not None:
             return _name_like(field, moved.month, _MONTHS)
-        return f"{moved.month:0{len(text)}d}"  # "04" stays two digits, "4" one
+        return f"{moved.month:0{2 if _padded(fields) else 1}d}"
     # the day, with its ordinal suffix if it had one ("1er" in a written French date)
     digits = _digits(text)
     suffix = text[len(digits) :]
     numeric = all(f.word is None for f in fields if f.kind == "month")
-    width = len(digits) if numeric or digits.startswith("0") else 1
-    number = f"{moved.day:0{width}d}"
+    padded = _padded(fields) if numeric else digits.startswith("0")
+    number = f"{moved.day:0{2 if padded else 1}d}"
     if suffix:
         return number + _case_like(suffix, _ordinal(moved.day, suffix))
     french = any(
@@ -335,13 +350,30 @@ def _year(text: str) -> int:
     return 2000 + value if value <= dt.date.today().year % 100 + 5 else 1900 + value
 
 
-def _build(m: re.Match[str], index: int, language: str) -> TextDate | None:
+def _month_first(text: str, language: str) -> bool:
+    """Whether the text writes numeric dates month first (US) or day first (FR, UK).
+
+    The text's own unambiguous dates decide ("25/04/2024" is day first, and so is a written
+    "3 Nov 2023"; "04/25/2024" and "Nov 3, 2023" are month first); failing those, English is
+    month first and French day first.
+    """
+    votes = 0
+    for m in _PATTERNS[1].finditer(text):
+        first, second = int(m["first"]), int(m["second"])
+        votes += (first > 12 >= second) * -2 + (second > 12 >= first) * 2
+    votes -= sum(1 for m in _PATTERNS[2].finditer(text) if m["year"])
+    votes += sum(1 for m in _PATTERNS[3].finditer(text) if m["year"])
+    if votes:
+        return votes > 0
+    return language == "en"
+
+
+def _build(m: re.Match[str], index: int, language: str, month_first: bool) -> TextDate | None:
     start = m.start()
     groups = m.groupdict()
     parts: tuple[tuple[str, str], ...]
-    if index == 1:  # numeric: day first in French, month first in English, unless impossible
+    if index == 1:  # numeric: in the text's order, unless impossible
         first, second = int(groups["first"]), int(groups["second"])
-        month_first = language == "en"
         if month_first and first > 12 >= second:
             month_first = False
         elif not month_first and second > 12 >= first:
@@ -386,15 +418,17 @@ def _plausible_without_year(m: re.Match[str], month: _Field) -> bool:
 def find_dates(text: str, language: str) -> list[TextDate]:
     """Every date in ``text`` (left to right, no overlaps; the longest match wins).
 
-    ``language`` ("en" or "fr") decides the order of an ambiguous numeric date and the
-    reading of a name both languages share; names of both languages are found.
+    The order of ambiguous numeric dates is the text's own (see :func:`_month_first`), else
+    the ``language``'s ("en" or "fr"), which also reads a name both languages share; names of
+    both languages are found.
     """
     if not any(c.isdigit() for c in text):
         return []
     found: list[TextDate] = []
+    month_first = _month_first(text, language)
     for index, pattern in enumerate(_PATTERNS):
         for m in pattern.finditer(text):
-            date = _build(m, index, language)
+            date = _build(m, index, language, month_first)
             if date is not None:
                 found.append(date)
     found.sort(key=lambda d: (d.start, -(d.end - d.start)))
