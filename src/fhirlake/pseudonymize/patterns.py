@@ -146,14 +146,14 @@ _NAMES_IN_CONTEXT = [
     # J. Dupont, A. Le Roux, J.-M. DURAND
     re.compile(rf"(?<![\w.])(?P<name>[A-ZÀ-Ý]\.(?:-?[A-ZÀ-Ý]\.)?[ \t]?{_PARTICLE}?{_WORD_CAP})"),
     # verified by Ashleigh Evans; social worker: Erin Wilson; son époux (Jean Martin)
-    re.compile(rf"(?i:{_BEFORE_NAME})[ \t]*[:,(]?[ \t]*(?P<name>{_FULL})"),
+    re.compile(rf"\b(?i:{_BEFORE_NAME})[ \t]*[:,(]?[ \t]*(?P<name>{_FULL})"),
     # Darrell Bell, clinic coordinator; Aimée-Susanne Leduc, infirmière
     re.compile(rf"(?P<name>{_FULL}),[ \t]+(?:[\w-]+[ \t]+)?(?i:{_ROLE})\b"),
     # (Chantal Paris, +33 (0)6 63 00 51 06); (Marine Étienne, 0673972751)
     re.compile(rf"(?P<name>{_FULL}),?[ \t]+(?=\+\d|0\d)"),
     # Thanks,\nMary / Bien cordialement,\nNicole Raynaud
     re.compile(
-        rf"(?i:{_CLOSING})[ \t]*[,.!]?[ \t]*\n[ \t]*(?P<name>{_WORD_CAP}(?:[ \t]+{_PARTICLE}?{_WORD_CAP}){{0,2}})"
+        rf"\b(?i:{_CLOSING})[ \t]*[,.!]?[ \t]*\n[ \t]*(?P<name>{_WORD_CAP}(?:[ \t]+{_PARTICLE}?{_WORD_CAP}){{0,2}})"
     ),
 ]
 _UK_POSTCODE = re.compile(

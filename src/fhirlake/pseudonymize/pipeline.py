@@ -52,6 +52,10 @@ __all__ = ["pseudonymize"]
 MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
 CHUNK_RECORDS = 2000
+MIN_CHUNK_BYTES = 64 << 10
+# Resources whose text dominates their cost: their files are cut finer, so that every worker
+# gets a share of a notes file of a megabyte (one chunk would keep one core busy alone).
+TEXT_HEAVY_TYPES = frozenset({"DocumentReference", "DiagnosticReport", "Communication", "Composition"})
 
 
 @dataclass(slots=True)
@@ -208,10 +212,21 @@ def _process_in_worker(chunk: _Chunk) -> _ChunkResult:
     return _WORKER.process(chunk)
 
 
-def _chunks(sources: list[Source]) -> Iterator[_Chunk]:
+def _chunk_bytes(source: Source, workers: int, text: bool) -> int:
+    """About a megabyte; for a file of notes, small enough that each worker gets four chunks."""
+    if not text or workers <= 1 or source.expected_type not in TEXT_HEAVY_TYPES:
+        return CHUNK_BYTES
+    try:
+        size = source.path.stat().st_size
+    except OSError:
+        return CHUNK_BYTES
+    return max(MIN_CHUNK_BYTES, min(CHUNK_BYTES, size // (4 * workers) + 1))
+
+
+def _chunks(sources: list[Source], workers: int = 1, text: bool = False) -> Iterator[_Chunk]:
     for index, source in enumerate(sources):
         if source.kind == "ndjson":
-            yield from _ndjson_chunks(index, source)
+            yield from _ndjson_chunks(index, source, _chunk_bytes(source, workers, text))
             continue
         records: list[tuple[Location, bytes]] = []
         size = 0
@@ -225,14 +240,14 @@ def _chunks(sources: list[Source]) -> Iterator[_Chunk]:
             yield _Chunk(index, records=records)
 
 
-def _ndjson_chunks(index: int, source: Source) -> Iterator[_Chunk]:
-    """Blocks of whole lines of about CHUNK_BYTES, with the number of their first line."""
+def _ndjson_chunks(index: int, source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[_Chunk]:
+    """Blocks of whole lines of about ``chunk_bytes``, with the number of their first line."""
     line = 1
     rest = b""
     with open_input(source.path) as handle:
         while True:
             try:
-                block = handle.read(CHUNK_BYTES)
+                block = handle.read(chunk_bytes)
             except (OSError, EOFError) as exc:
                 raise PseudonymizeError(f"{source.path}: cannot read ({exc})") from None
             if not block:
@@ -375,7 +390,8 @@ def pseudonymize(
     )
     output = _Output(output_dir, overwrite)
     try:
-        for result in _results(worker, _chunks(sources), workers):
+        chunks = _chunks(sources, workers, effective.uses_text)
+        for result in _results(worker, chunks, workers):
             output.write(result)
             report.records_in += result.records_in
             report.bytes_in += result.bytes_in

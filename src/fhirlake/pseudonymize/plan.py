@@ -65,14 +65,13 @@ class PlanBuilder:
         self._roots: dict[str, Node] = {}
         self._active = [r for r in policy.rules if r.method != "keep"]
         # per Element-rooted rule: the types that have its first element
+        having: dict[str, set[str]] = {}  # element name -> the types that have it
+        for t in registry.type_names():
+            for info in registry.elements(t).values():
+                having.setdefault(info.key, set()).add(t)
+                having.setdefault(info.base, set()).add(t)
         self._element_rule_types = {
-            r.index: frozenset(
-                t
-                for t in registry.type_names()
-                if any(
-                    r.selector.elements[0] in (i.key, i.base) for i in registry.elements(t).values()
-                )
-            )
+            r.index: frozenset(having.get(r.selector.elements[0], ()))
             for r in policy.rules
             if r.selector.root == "Element"
         }

@@ -234,12 +234,13 @@ class TextScrubber:
                 self.stats.cache_hits += 1
             else:
                 missing.setdefault(language, {})[digest] = masked
-        if not use_cache:  # every text, duplicates included
-            missing = {}
-            order: list[_Analysis] = []
-            for masked, _, language in prepared:
-                order.extend(self._run(language, [masked]))
-            return order
+        if not use_cache:  # every text, duplicates included, still in batches per language
+            by_index: dict[int, _Analysis] = {}
+            for language in {p[2] for p in prepared}:
+                indexes = [i for i, p in enumerate(prepared) if p[2] == language]
+                texts = [prepared[i][0] for i in indexes]
+                by_index.update(zip(indexes, self._run(language, texts), strict=True))
+            return [by_index[i] for i in range(len(prepared))]
         for language, texts in missing.items():
             for digest, analysis in zip(
                 texts, self._run(language, list(texts.values())), strict=True

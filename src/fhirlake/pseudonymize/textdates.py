@@ -350,7 +350,7 @@ def _year(text: str) -> int:
     return 2000 + value if value <= dt.date.today().year % 100 + 5 else 1900 + value
 
 
-def _month_first(text: str, language: str) -> bool:
+def _month_first(matches: list[list[re.Match[str]]], language: str) -> bool:
     """Whether the text writes numeric dates month first (US) or day first (FR, UK).
 
     The text's own unambiguous dates decide ("25/04/2024" is day first, and so is a written
@@ -358,11 +358,11 @@ def _month_first(text: str, language: str) -> bool:
     month first and French day first.
     """
     votes = 0
-    for m in _PATTERNS[1].finditer(text):
+    for m in matches[1]:
         first, second = int(m["first"]), int(m["second"])
         votes += (first > 12 >= second) * -2 + (second > 12 >= first) * 2
-    votes -= sum(1 for m in _PATTERNS[2].finditer(text) if m["year"])
-    votes += sum(1 for m in _PATTERNS[3].finditer(text) if m["year"])
+    votes -= sum(1 for m in matches[2] if m["year"])
+    votes += sum(1 for m in matches[3] if m["year"])
     if votes:
         return votes > 0
     return language == "en"
@@ -425,9 +425,10 @@ def find_dates(text: str, language: str) -> list[TextDate]:
     if not any(c.isdigit() for c in text):
         return []
     found: list[TextDate] = []
-    month_first = _month_first(text, language)
-    for index, pattern in enumerate(_PATTERNS):
-        for m in pattern.finditer(text):
+    matches = [list(pattern.finditer(text)) for pattern in _PATTERNS]
+    month_first = _month_first(matches, language)
+    for index, pattern_matches in enumerate(matches):
+        for m in pattern_matches:
             date = _build(m, index, language, month_first)
             if date is not None:
                 found.append(date)
