@@ -207,7 +207,8 @@ def test_one_patient_differencing_through_breakdown_margins_is_noisy(session: Se
             cells.append(cell_a - cell_b)
     assert same_sex >= 11
     assert_not_exact(totals, 1, "breakdown totals")
-    assert_not_exact(cells, 1, f"breakdown cells of sex {target.gender}")
+    if cells:  # a cell may be hidden by secondary suppression; what is shown must not give the patient away
+        assert_not_exact(cells, 1, f"breakdown cells of sex {target.gender}")
 
 
 def test_one_patient_differencing_through_compare_cohorts_is_noisy(session: Session, truth: Lake, target: Target) -> None:
