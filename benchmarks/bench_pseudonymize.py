@@ -1,4 +1,4 @@
-"""Benchmark: fhirlake pseudonymisation, structured rules and Presidio free text.
+"""Benchmark: fhirlake pseudonymisation, structured rules and free text (NER and rules).
 
 Data comes from ``fhirlake synth`` (English locale; its DocumentReference notes repeat names,
 addresses, phones and identifiers) and is written under ``bench-data/`` (not committed).
@@ -7,7 +7,7 @@ Every run is a fresh process, so its peak memory is its own. Baselines in the sa
 * structured rules (text rules turned into redactions): 1 process vs 2 worker processes,
   median MB/s over the repeats and the ratio; then the same at half the input size, to show
   that peak memory does not grow with the input;
-* free text: the whole pipeline with Presidio, analysis cache off (``cacheSize: 0``) vs on, in
+* free text: the whole pipeline with NER and the text rules, analysis cache off (``cacheSize: 0``) vs on, in
   texts/s of scrubbing time (analysis, deny-lists, replacement); and a second pass over the
   same texts with a warm cache (what an incremental re-export sees).
 
@@ -71,14 +71,14 @@ def _run_structured(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_text(args: argparse.Namespace) -> dict[str, Any]:
     from fhirlake.pseudonymize import load_key, load_policy, pseudonymize
-    from fhirlake.pseudonymize.text import TextScrubber, load_analyzer
+    from fhirlake.pseudonymize.text import TextScrubber, load_models
 
     policy = load_policy()
     if args.cache == "off":
         policy = dataclasses.replace(policy, text=dataclasses.replace(policy.text, cache_size=0))
     key = load_key()
     started = time.perf_counter()
-    scrubber = TextScrubber(policy.text, key, load_analyzer(policy.text.analyzer), policy.max_age)
+    scrubber = TextScrubber(policy.text, key, load_models(policy.text), policy.max_age)
     load_seconds = time.perf_counter() - started
     out = Path(args.output)
     passes = []
@@ -158,10 +158,10 @@ def main() -> None:
         f"{large['peak_parent_mb']:.0f} MB, worker {large['peak_worker_mb']:.0f} MB"
     )
 
-    print(f"\n== free text through Presidio, {args.text_patients} patients, 1 process ==")
+    print(f"\n== free text (NER and rules), {args.text_patients} patients, 1 process ==")
     off = _child("text", input=notes, output=out, cache="off")
     on = _child("text", input=notes, output=out, cache="on")
-    print(f"  Presidio + spaCy EN/FR load: {off['load_seconds']:.1f} s; peak RSS {max(off['peak_mb'], on['peak_mb']):.0f} MB")
+    print(f"  spaCy EN/FR (NER only) load: {off['load_seconds']:.1f} s; peak RSS {max(off['peak_mb'], on['peak_mb']):.0f} MB")
     cold, warm = on["passes"]
     for label, p in (("cache off", off["passes"][0]), ("cache on (cold)", cold), ("cache on (warm, 2nd pass)", warm)):
         print(
