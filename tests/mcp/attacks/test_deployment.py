@@ -30,11 +30,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
+import httpx2
 import pytest
 import yaml
+from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import PROJECT, Harness, assert_answered, assert_refused, server_env, stdio_server
+from mcp import ClientSession
+
+from .conftest import (
+    PROJECT,
+    Harness,
+    Reply,
+    assert_answered,
+    assert_refused,
+    leaked_keys,
+    server_env,
+    stdio_server,
+)
 
 pytestmark = [pytest.mark.live]
 
@@ -125,6 +139,17 @@ def test_http_on_a_non_loopback_address_without_a_policy_does_not_start(lake_cop
 # ------------------------------------------------------------------------------------------ X-Forwarded-For
 
 
+async def http_calls(url: str, token: str, queries: list[str]) -> list[Any]:
+    """run_aggregate_sql over streamable HTTP with a bearer token (the MCP SDK's client session)."""
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=60) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        return [await session.call_tool("run_aggregate_sql", {"sql": q}) for q in queries]
+
+
 def policy_from_example(folder: Path, tokens: dict[str, str], allow: list[str] | None = None) -> Path:
     """The example policy with our own static tokens, and without its JWT issuer (no network here)."""
     document: dict[str, Any] = yaml.safe_load(EXAMPLE_POLICY.read_text())
@@ -133,7 +158,7 @@ def policy_from_example(folder: Path, tokens: dict[str, str], allow: list[str] |
     assert clients and clients[0]["id"] == "onco-team" and clients[0]["networks"] == ["10.20.30.0/24"]
     clients[0]["identity"] = {"token_sha256": hashlib.sha256(tokens["onco-team"].encode()).hexdigest()}
     clients.append({"id": "loopback-ok", "identity": {"token_sha256": hashlib.sha256(tokens["loopback-ok"].encode()).hexdigest()},
-                    "tenant": "hopital-nord", "tools": ["list_views"], "views": ["patient"]})
+                    "tenant": "hopital-nord", "tools": ["list_views", "run_aggregate_sql"], "views": ["patient"]})
     document["clients"] = clients
     if allow is not None:
         document["network"]["allow"] = allow
@@ -147,7 +172,7 @@ FORWARDED = [{"x-forwarded-for": WARD}, {"x-forwarded-for": f"{WARD}, 127.0.0.1"
              {"x-real-ip": WARD}, {"x-forwarded-for": WARD, "x-forwarded-proto": "https", "x-forwarded-host": "ward.example"}]
 
 
-def test_forwarded_for_from_a_loopback_peer_is_not_believed(lake_copy: Path, tmp_path: Path) -> None:
+def test_forwarded_for_from_a_loopback_peer_is_not_believed(lake_copy: Path, tmp_path: Path, lake_keys: frozenset[str]) -> None:
     tokens = {"onco-team": secrets.token_urlsafe(32), "loopback-ok": secrets.token_urlsafe(32)}
     # 1. per-client networks: onco-team may connect only from 10.20.30.0/24; we are 127.0.0.1
     port = free_port()
@@ -160,6 +185,14 @@ def test_forwarded_for_from_a_loopback_peer_is_not_believed(lake_copy: Path, tmp
         for headers in FORWARDED:
             response = initialize(url, tokens["onco-team"], **headers)
             assert response.status_code == 403, f"{headers} from a loopback peer was believed: {response.status_code}"
+        # a scoped HTTP client got the median(p) row too (minus its hidden column): now refused, and no key comes out
+        refused, answered = anyio.run(http_calls, url, tokens["loopback-ok"],
+                                      ["SELECT median(p) FROM patient p", "SELECT p.gender, count(*) AS n FROM patient p GROUP BY p.gender"])
+        assert refused.is_error and "refused" in refused.content[0].text, refused
+        assert not answered.is_error and "privacy" in (answered.structured_content or {}), answered
+        for result in (refused, answered):
+            text = " ".join(getattr(c, "text", "") for c in result.content) + json.dumps(result.structured_content)
+            assert not leaked_keys(Reply("run_aggregate_sql", {}, True, text, None, 0.0), lake_keys), text[:300]
     # 2. the network allow-list: only 10.20.0.0/16 may connect; we are 127.0.0.1
     (tmp_path / "allow").mkdir()
     port = free_port()

@@ -33,6 +33,7 @@ from .conftest import (
     assert_answered,
     assert_safe_answer,
     leaked_keys,
+    sql_by_key,
 )
 from .strategies import breakdown_arguments, cohort, frequent_values, lake_codes, valid_query
 
@@ -181,3 +182,37 @@ def test_a_breakdown_measure_stays_inside_its_bounds(session: Session, codes: di
             for name in ("median", "p25", "p75"):
                 value = cell.get(name)
                 assert value is None or bounds[0] - 1e-9 <= value <= bounds[1] + 1e-9, f"{name} = {value} outside {bounds}"
+
+
+NEAR_UNIQUE = [
+    ("SELECT p.birth_year AS y, count(*) AS n FROM patient p GROUP BY p.birth_year",
+     "SELECT birth_year, count(DISTINCT patient_id) FROM gold.patient GROUP BY 1"),
+    ("SELECT p.region AS r, p.gender AS g, p.marital_status AS m, count(*) AS n FROM patient p GROUP BY ALL",
+     "SELECT region, gender, marital_status, count(DISTINCT patient_id) FROM gold.patient GROUP BY ALL"),
+    ("SELECT c.code AS code, p.region AS r, count(DISTINCT c.patient_id) AS n FROM condition c "
+     "JOIN patient p ON c.patient_id = p.patient_id GROUP BY ALL",
+     "SELECT c.code, p.region, count(DISTINCT c.patient_id) FROM gold.condition c JOIN gold.patient p USING (patient_id) GROUP BY ALL"),
+    ("SELECT o.code AS code, p.region AS r, count(DISTINCT o.patient_id) AS n FROM observation o "
+     "JOIN patient p ON o.patient_id = p.patient_id GROUP BY ALL",
+     "SELECT o.code, p.region, count(DISTINCT o.patient_id) FROM gold.observation o JOIN gold.patient p USING (patient_id) GROUP BY ALL"),
+    ("SELECT e.reason_code AS reason, p.region AS r, count(DISTINCT e.patient_id) AS n FROM encounter e "
+     "JOIN patient p ON e.patient_id = p.patient_id GROUP BY ALL",
+     "SELECT e.reason_code, p.region, count(DISTINCT e.patient_id) FROM gold.encounter e JOIN gold.patient p USING (patient_id) "
+     "GROUP BY ALL"),
+]
+
+
+@pytest.mark.parametrize(("query", "exact"), NEAR_UNIQUE, ids=["birth_year", "region-gender-marital", "condition code-region",
+                                                                "observation code-region", "encounter reason-region"])
+def test_grouping_by_near_unique_columns_shows_no_single_patient_cell(session: Session, truth: Lake, lake_keys: frozenset[str],
+                                                                     query: str, exact: str) -> None:
+    """Cells keyed by data (codes, years, regions) are many and small: none of one patient is ever shown."""
+    reply = session.sql(query)
+    check(reply, lake_keys)
+    answer = assert_answered(reply)
+    width = len(answer["columns"]) - 1
+    patients = {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in truth.sql(exact).rows()}
+    assert sum(1 for n in patients.values() if n == 1) >= 3, "the demo lake should have single-patient cells here"
+    shown = {key: value for key, value in sql_by_key(answer, width, "n").items() if value is not None}
+    singles = [key for key in shown if patients.get(key, 0) <= 1]
+    assert not singles, f"cells of one patient (or none) shown: {singles[:5]}"
