@@ -191,7 +191,7 @@ def test_500_notes_are_generated_quickly(tmp_path: Path, language: str) -> None:
     elapsed = time.perf_counter() - started
     assert len(labels) == 500
     assert len({n.patient_id for n in labels}) >= 100
-    assert elapsed < 60, f"{elapsed:.1f} s for 500 notes"
+    assert elapsed < 20, f"{elapsed:.1f} s for 500 notes"
 
 
 def test_shifted_renderings_follow_the_format() -> None:
@@ -202,9 +202,11 @@ def test_shifted_renderings_follow_the_format() -> None:
     assert shifted_renderings(dt.date(2024, 4, 8), "dmy_slash_short", "fr", 30) == {"8/5/24"}
     assert shifted_renderings(dt.date(2024, 1, 25), "dmy_long", "fr", 7) == {
         "1er février 2024", "1 février 2024"}
-    # a month and year: the month of its first or last day, shifted
+    # a month and year: the month any of its days lands in, shifted
     assert shifted_renderings(dt.date(2024, 4, 20), "month_year", "fr", 10) == {
         "avril 2024", "mai 2024"}
+    assert shifted_renderings(dt.date(2019, 3, 9), "month_year", "fr", -30) == {
+        "janvier 2019", "février 2019", "mars 2019"}
     # "30 juin 2023" is written the same long or abbreviated: either answer keeps the format
     assert shifted_renderings(dt.date(2023, 6, 30), "dmy_abbr", "fr", 126) == {
         "3 nov. 2023", "3 novembre 2023"}

@@ -304,7 +304,9 @@ def oracle(run: Run) -> Path:
 def test_scan_passes_a_clean_output(run: Run, oracle: Path) -> None:
     """Shifted dates, birth years, clinical words and tags: nothing to report."""
     done = _scan(run, oracle)
-    assert done.returncode == 0, f"scan exit {done.returncode} on a clean output: {done.stdout[-600:]}"
+    # the scanner prints file, line, entity type, patient ordinal and a hash: never the string
+    assert done.returncode == 0, (f"scan exit {done.returncode} on a clean output: "
+                                  f"{done.stdout[-1200:]} {done.stderr[-1200:]}")
 
 
 def _patient_resources(run: Run) -> dict[str, dict]:
@@ -344,6 +346,24 @@ def test_scan_flags_a_clinicians_name_left_in_a_note(run: Run, oracle: Path,
     done = _scan(run, planted)
     assert done.returncode == 1, (f"scan exit {done.returncode}: a clinician's full name left in "
                                   f"note {note.marker} was not reported")
+
+
+@pytest.mark.parametrize(("language", "fmt"), [("fr", "dmy_long"), ("fr", "dmy_slash"),
+                                           ("en", "mdy_ordinal"), ("en", "iso")])
+def test_scan_flags_a_full_birth_date_left_in_a_note(run: Run, oracle: Path, language: str,
+                                                     fmt: str) -> None:
+    """The birth date in any format, unshifted, where only the year may be."""
+    found = [(r.labels, i) for r in run.of(language) for i, s in enumerate(r.labels.spans)
+             if s.label == "BIRTH_DATE"]
+    assert found
+    note, index = found[0]
+    text = D.render(dt.date.fromisoformat(note.birth_date), fmt, language)
+    planted = write_oracle(run.labels, run.out, run.raw,
+                           run.root / f"plant-birth-{language}-{fmt}",
+                           plant={note.marker: {index: text}})
+    done = _scan(run, planted)
+    assert done.returncode == 1, (f"scan exit {done.returncode}: a {fmt} birth date left in note "
+                                  f"{note.marker} was not reported")
 
 
 def _accent_case_variants(given: str, family: str, seed: int) -> dict[str, str]:

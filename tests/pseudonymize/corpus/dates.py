@@ -131,11 +131,10 @@ def shifted_renderings(date: dt.date, fmt: str, lang: str, offset_days: int) -> 
 
 def _shifted(date: dt.date, fmt: str, lang: str, offset_days: int) -> set[str]:
     delta = dt.timedelta(days=offset_days)
-    if fmt == "month_year":
+    if fmt == "month_year":  # any day of the month may be the one the de-identifier shifts
         first = date.replace(day=1)
-        nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        last = nxt - dt.timedelta(days=1)
-        return {render(first + delta, fmt, lang), render(last + delta, fmt, lang)}
+        days = ((first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - first).days
+        return {render(first + dt.timedelta(days=i) + delta, fmt, lang) for i in range(days)}
     candidates = [date]
     if fmt in ("dm_no_year", "md_no_year"):
         candidates = []

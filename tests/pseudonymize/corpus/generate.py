@@ -127,7 +127,7 @@ class _Corpus:
             pool = []
             domain = "chu-exemple.fr" if locale == "fr_FR" else "hospital-example.org"
             for i in range(count):
-                p = fac.person("clinician", compound=0.15, accent=0.3)
+                p = fac.person("clinician", compound=0.15, accent=0.3 if self.lang == "fr" else 0.0)
                 specialty = vocab.SPECIALTIES[i % len(vocab.SPECIALTIES)]
                 p.specialty = specialty.text(self.lang)
                 p.email = fac.email(p, professional=domain)
@@ -391,7 +391,8 @@ class _Corpus:
             number, ref = self.clinician_ids[id(clinicians[0])]
             note_ids["rpps"] = number
             refs["rpps"] = ("clinician", ref)
-            others = [fac.person("other", compound=0.2, accent=0.3) for _ in range(2)]
+            others = [fac.person("other", compound=0.2, accent=0.3 if self.lang == "fr" else 0.0)
+                      for _ in range(2)]
             for o in others:
                 o.phones = {"mobile": national_phone(rng, locale, True)}
             ctx = NoteContext(

@@ -345,7 +345,7 @@ class PeopleFactory:
         raise RuntimeError("no usable last name")
 
     def _accented_last(self) -> str:
-        for _ in range(200):
+        for _ in range(200 if self.locale == "fr_FR" else 20):
             name = self._last()
             if has_accent(name):
                 return name
