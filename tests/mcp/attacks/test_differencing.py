@@ -188,7 +188,7 @@ def test_one_patient_differencing_through_breakdown_margins_is_noisy(session: Se
     everyone = truth_count(truth)
     same_sex = truth_count(truth, f"p.gender = '{target.gender}'")
     totals, cells = [], []
-    for i in range(5):
+    for i in range(ATTEMPTS):
         a = session.call("cohort_breakdown", {"cohort": {"criteria": cohort_pad(EVERYONE, i)}, "dimensions": ["sex"]})
         b = session.call("cohort_breakdown", {"cohort": {"criteria": cohort_pad(but_region(EVERYONE, target.region), i)},
                                               "dimensions": ["sex"]})

@@ -153,7 +153,7 @@ def test_having_then_margins_gives_no_hidden_cell(session: Session, truth: Lake)
         "(SELECT region FROM gold.patient GROUP BY region HAVING count(*) >= 2 * 11 AND min(gender) <> max(gender)) "
         "ORDER BY n, region LIMIT 1").row(0)
     estimates = []
-    for i in range(6):
+    for i in range(8):
         margins = session.sql(f"SELECT p.region, count(*) AS n FROM patient p WHERE {sql_pad(i)} GROUP BY p.region")
         cells = session.sql(f"SELECT p.region, p.gender, count(*) AS n FROM patient p WHERE {sql_pad(i)} "
                             "GROUP BY p.region, p.gender")
