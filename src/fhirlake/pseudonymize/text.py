@@ -238,8 +238,8 @@ class TextScrubber:
             by_index: dict[int, _Analysis] = {}
             for language in {p[2] for p in prepared}:
                 indexes = [i for i, p in enumerate(prepared) if p[2] == language]
-                texts = [prepared[i][0] for i in indexes]
-                by_index.update(zip(indexes, self._run(language, texts), strict=True))
+                batch = [prepared[i][0] for i in indexes]
+                by_index.update(zip(indexes, self._run(language, batch), strict=True))
             return [by_index[i] for i in range(len(prepared))]
         for language, texts in missing.items():
             for digest, analysis in zip(

@@ -197,6 +197,7 @@ class TextDate:
     fields: list[_Field]
     birth: bool = False  # after "né le", "DOB"…: written back as the year alone
     valid: bool = True  # a real calendar date
+    assumed_year: int | None = None  # for a day and month: the year of the text's dates
 
     def value(self) -> dt.date | None:
         """The date it names (the 15th for a month); ``None`` without a year, or invalid."""
@@ -232,7 +233,14 @@ class TextDate:
         assert self.day is not None
         weekday = next((f.word for f in self.fields if f.kind == "weekday"), None)
         if weekday is None:
-            return dt.date(2000, self.month, self.day)  # a leap year: every day exists
+            # the year the text's other dates give, else a common year (2000 for 29 February)
+            for year in (self.assumed_year, 2001, 2000):
+                if year is not None:
+                    try:
+                        return dt.date(year, self.month, self.day)
+                    except ValueError:
+                        continue
+            return dt.date(2000, self.month, self.day)
         # the year in which this day was that weekday, so the weekday written back is right
         for year in range(2030, 1990, -1):
             try:
@@ -350,14 +358,28 @@ def _year(text: str) -> int:
     return 2000 + value if value <= dt.date.today().year % 100 + 5 else 1900 + value
 
 
-def _month_first(matches: list[list[re.Match[str]]], language: str) -> bool:
+_BRITISH = re.compile(
+    r"\b(?:centre|colour|haemo\w*|anaesth\w*|paediatr\w*|oesophag\w*|neighbour\w*|"
+    r"mum|GP|A&E|NHS|FY[12]|registrar|ward\s+round|programme|organis\w+|"
+    r"[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}|\+44)\b"
+)
+_AMERICAN = re.compile(
+    r"\b(?:center|color|hemo\w*|anesth\w*|pediatr\w*|esophag\w*|neighbor\w*|mom|ER|"
+    r"program|organiz\w+|[A-Z]{2}\s\d{5}(?:-\d{4})?|\(\d{3}\)\s?\d{3}-\d{4}|\+1)\b"
+)
+
+
+def _month_first(text: str, matches: list[list[re.Match[str]]], language: str) -> bool:
     """Whether the text writes numeric dates month first (US) or day first (FR, UK).
 
     The text's own unambiguous dates decide ("25/04/2024" is day first, and so is a written
-    "3 Nov 2023"; "04/25/2024" and "Nov 3, 2023" are month first); failing those, English is
-    month first and French day first.
+    "3 Nov 2023"; "04/25/2024" and "Nov 3, 2023" are month first), helped in English by
+    British or American writing ("centre", "anaesthetist", a UK postcode; "center", a US
+    phone); failing those, English is month first and French day first.
     """
     votes = 0
+    if language == "en":  # British and American writing, a weak hint each
+        votes += len(_AMERICAN.findall(text)) - len(_BRITISH.findall(text))
     for m in matches[1]:
         first, second = int(m["first"]), int(m["second"])
         votes += (first > 12 >= second) * -2 + (second > 12 >= first) * 2
@@ -426,7 +448,7 @@ def find_dates(text: str, language: str) -> list[TextDate]:
         return []
     found: list[TextDate] = []
     matches = [list(pattern.finditer(text)) for pattern in _PATTERNS]
-    month_first = _month_first(matches, language)
+    month_first = _month_first(text, matches, language)
     for index, pattern_matches in enumerate(matches):
         for m in pattern_matches:
             date = _build(m, index, language, month_first)
@@ -438,7 +460,12 @@ def find_dates(text: str, language: str) -> list[TextDate]:
         if kept and date.start < kept[-1].end:
             continue
         kept.append(date)
+    last_year: int | None = next((d.year for d in kept if d.year is not None), None)
     for date in kept:
         if _BIRTH_CONTEXT.search(text, max(0, date.start - 40), date.start):
             date.birth = True
+        if date.year is not None:
+            last_year = date.year
+        else:
+            date.assumed_year = last_year  # "on July 6", after "12 March 2023": 2023
     return kept
