@@ -93,9 +93,9 @@ def test_the_printed_dagster_command_runs_a_source(tmp_path: Path) -> None:
     """The environment of the printed command (as a shell expands it) loads the code location
     with the demo's sites as file sources, and a run of one succeeds with the demo's key."""
     import dagster as dg
-    from pipelines.definitions import build_definitions
-    from pipelines.run import run_sources
-    from pipelines.settings import PipelineSettings
+    from fhirlake_pipelines.definitions import build_definitions
+    from fhirlake_pipelines.run import run_sources
+    from fhirlake_pipelines.settings import PipelineSettings
 
     lake = tmp_path / "demo"
     result = build_demo_lake(lake, patients=4, seed=5, key=secrets.token_hex(32), text=False, save_key=True,

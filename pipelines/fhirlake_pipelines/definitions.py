@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets import build_assets
-from pipelines.automation import build_jobs, build_schedules, drop_folder_sensor
-from pipelines.checks import build_checks
-from pipelines.maintenance import optimize_lake, weekly_optimize
-from pipelines.resources import LakeResource, PseudonymizerResource, SourcesResource
-from pipelines.settings import PipelineSettings
+from .defs.assets import build_assets
+from .defs.automation import build_jobs, build_schedules, drop_folder_sensor
+from .defs.checks import build_checks
+from .defs.maintenance import optimize_lake, weekly_optimize
+from .defs.resources import LakeResource, PseudonymizerResource, SourcesResource
+from .settings import PipelineSettings
 
 __all__ = ["build_definitions", "defs"]
 

@@ -28,7 +28,7 @@ from fhirlake.errors import ConfigurationError
 
 __all__ = ["PROJECT_ROOT", "PipelineSettings"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipelines/fhirlake_pipelines/settings.py
 _EXAMPLE_SOURCES = PROJECT_ROOT / "sources.example.yaml"
 
 

@@ -240,10 +240,10 @@ def build_demo_lake(
     redacts free text instead of running Presidio (faster; for tests of the plumbing).
     ``save_key`` keeps ``key`` in ``<lake>/_demo/pseudonym.key`` for the Dagster UI.
     """
-    from pipelines.definitions import build_definitions
-    from pipelines.resources import PseudonymizerResource
-    from pipelines.run import SourceRun, run_sources
-    from pipelines.settings import PipelineSettings
+    from fhirlake_pipelines.definitions import build_definitions
+    from fhirlake_pipelines.defs.resources import PseudonymizerResource
+    from fhirlake_pipelines.run import SourceRun, run_sources
+    from fhirlake_pipelines.settings import PipelineSettings
 
     from fhirlake.bulk import load_sources
     from fhirlake.synth import generate
@@ -380,7 +380,7 @@ def _dagster_instance(home: Path) -> dg.DagsterInstance:
     """
     import dagster as dg
     import yaml
-    from pipelines.settings import PROJECT_ROOT
+    from fhirlake_pipelines.settings import PROJECT_ROOT
 
     home.mkdir(parents=True, exist_ok=True)
     config = PROJECT_ROOT / "dagster.yaml"

@@ -1,6 +1,6 @@
 """The asset graph, one partition per source: bronze → pseudonymised → silver → gold/<view> → catalog.
 
-Assets are thin: each calls :mod:`pipelines.stages` (which calls ``fhirlake``) and reports
+Assets are thin: each calls :mod:`fhirlake_pipelines.stages` (which calls ``fhirlake``) and reports
 what it did as materialisation metadata. Gold has one asset per ViewDefinition file, made by
 :func:`gold_assets`, so adding a view file adds an asset. The lake is written by one run at
 a time (the ``fhirlake_lake`` pool); exports and pseudonymisation of sources run in parallel.
@@ -16,8 +16,9 @@ import dagster as dg
 
 import fhirlake
 from fhirlake.sof.library import view_files
-from pipelines import queries, stages
-from pipelines.resources import LakeResource, PseudonymizerResource, SourcesResource
+
+from .. import queries, stages
+from .resources import LakeResource, PseudonymizerResource, SourcesResource
 
 __all__ = ["LAKE_POOL", "ExportConfig", "build_assets", "gold_assets"]
 

@@ -8,7 +8,7 @@
 * ``drop_folder``: a sensor that starts ``incremental_export`` for a file source when a
   complete batch appears in ``<drop dir>/<source>/`` (one run per batch).
 
-The lake's upkeep (the weekly compaction) is in :mod:`pipelines.maintenance`.
+The lake's upkeep (the weekly compaction) is in :mod:`fhirlake_pipelines.defs.maintenance`.
 """
 
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from pipelines import stages
-from pipelines.settings import PipelineSettings
+from .. import stages
+from ..settings import PipelineSettings
 
 if TYPE_CHECKING:  # the type define_asset_job returns is not exported by dagster
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -62,7 +62,7 @@ def _nightly(source: str, settings: PipelineSettings, job: UnresolvedAssetJobDef
 
 
 def drop_folder_sensor(settings: PipelineSettings, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
-    """Watches ``<drop dir>/<file source>/`` for complete batches (see :mod:`pipelines.stages`)."""
+    """Watches ``<drop dir>/<file source>/`` for complete batches (see :mod:`fhirlake_pipelines.stages`)."""
 
     @dg.sensor(name="drop_folder", job=job, minimum_interval_seconds=settings.drop_interval,
                description=f"Picks up NDJSON batches dropped in {settings.drop_dir}/<source>/ by the file "

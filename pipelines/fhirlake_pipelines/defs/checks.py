@@ -28,9 +28,10 @@ import fhirlake
 from fhirlake.pseudonymize import scan_context, scan_output
 from fhirlake.pseudonymize.report import read_report
 from fhirlake.sof.library import view_files
-from pipelines import queries, stages
-from pipelines.assets import PSEUDONYMISED, SILVER
-from pipelines.resources import LakeResource, PseudonymizerResource
+
+from .. import queries, stages
+from .assets import PSEUDONYMISED, SILVER
+from .resources import LakeResource, PseudonymizerResource
 
 __all__ = ["build_checks"]
 

@@ -12,9 +12,10 @@ This module does not use ``from __future__ import annotations``: Dagster checks 
 import dagster as dg
 
 import fhirlake
-from pipelines.assets import LAKE_POOL
-from pipelines.resources import LakeResource
-from pipelines.settings import PipelineSettings
+
+from ..settings import PipelineSettings
+from .assets import LAKE_POOL
+from .resources import LakeResource
 
 __all__ = ["optimize_lake", "weekly_optimize"]
 

@@ -1,6 +1,6 @@
 """The resources the assets use: the lake, the sources, the pseudonymiser.
 
-Each is configured in :func:`pipelines.definitions.build_definitions` from the settings
+Each is configured in :func:`fhirlake_pipelines.definitions.build_definitions` from the settings
 (environment variables and the sources YAML). Secrets are never values in the repository:
 the pseudonym key is ``dg.EnvVar("FHIRLAKE_PSEUDONYM_KEY")``, and a source's token or private
 key is named in the sources YAML by the environment variable that holds it.
@@ -14,7 +14,8 @@ import dagster as dg
 
 from fhirlake.bulk import Source, load_sources
 from fhirlake.errors import ConfigurationError
-from fhirlake.pseudonymize import DEFAULT_POLICY_PATH, Policy, PseudonymKey, load_policy
+from fhirlake.pseudonymize import Policy, PseudonymKey, load_policy
+from fhirlake.resources import default_policy_path
 
 __all__ = ["LakeResource", "PseudonymizerResource", "SourcesResource"]
 
@@ -74,6 +75,4 @@ class PseudonymizerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return PseudonymKey(self.key.strip().encode())
 
     def load_policy(self) -> Policy:
-        local = Path("anonymization/policy.yaml")
-        default = local if local.is_file() else DEFAULT_POLICY_PATH
-        return load_policy(Path(self.policy) if self.policy else default)
+        return load_policy(Path(self.policy) if self.policy else default_policy_path())

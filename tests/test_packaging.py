@@ -1,0 +1,97 @@
+"""The package installs anywhere (issue #15, point 6): a wheel built from the checkout, installed
+in a fresh virtual environment outside it, finds its view library and policy in itself, and
+puts no generic top-level ``pipelines`` module into site-packages.
+
+The fresh environment borrows the third-party dependencies of the running one (a path entry,
+not an install), so the test needs no network and checks only what the wheel itself carries.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fhirlake.errors import ConfigurationError
+from fhirlake.resources import anonymization_folder, default_policy_path, views_folder
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(PROJECT_ROOT)],
+                   check=True, cwd=out)
+    (built,) = out.glob("fhirlake-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed; its python."""
+    home = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=False).create(home)
+    python = home / "bin" / "python"
+    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    # the dependencies of this environment, after the venv's own site-packages (no .pth of it runs:
+    # this checkout's editable install stays out)
+    (purelib / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(purelib), str(wheel)],
+                   check=True)
+    return python
+
+
+def run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FHIRLAKE_", "PYTHON"))}
+    return subprocess.run([str(python), *args], capture_output=True, text=True, cwd=cwd, env=env, check=False)
+
+
+def test_the_wheel_carries_the_library_and_no_generic_top_level_module(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.startswith("fhirlake-")}
+    assert top == {"fhirlake", "fhirlake_pipelines"}
+    views = {Path(n).name for n in names if n.startswith("fhirlake/_data/views/")}
+    assert views == {p.name for p in (PROJECT_ROOT / "sql_on_fhir_views").glob("*.json")}
+    shipped = {Path(n).name for n in names if n.startswith("fhirlake/_data/anonymization/")}
+    assert {"policy.yaml", "presidio-analyzer.yaml", "clinical-terms.yaml", "string-elements.yaml"} <= shipped
+    assert "fhirlake_pipelines/definitions.py" in names and "fhirlake_pipelines/defs/assets.py" in names
+
+
+def test_an_installed_wheel_validates_its_views_anywhere(installed: Path, tmp_path: Path) -> None:
+    done = run(installed, "-m", "fhirlake", "view", "validate", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("ok  ") == len(list((PROJECT_ROOT / "sql_on_fhir_views").glob("*.json")))
+    assert "/_data/views/" in done.stdout and str(PROJECT_ROOT) not in done.stdout
+
+
+def test_an_installed_wheel_loads_its_own_policy(installed: Path, tmp_path: Path) -> None:
+    script = ("from fhirlake.resources import default_policy_path\n"
+              "from fhirlake.pseudonymize import load_policy\n"
+              "path = default_policy_path(); load_policy(path); print(path)\n"
+              "import fhirlake_pipelines\n"
+              "try:\n    import pipelines\nexcept ImportError:\n    print('no pipelines module')\n")
+    done = run(installed, "-c", script, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "/_data/anonymization/policy.yaml" in done.stdout and "no pipelines module" in done.stdout
+
+
+def test_the_projects_own_folders_override_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FHIRLAKE_VIEWS", raising=False)
+    monkeypatch.delenv("FHIRLAKE_ANONYMIZATION", raising=False)
+    assert views_folder(tmp_path) == PROJECT_ROOT / "sql_on_fhir_views"  # the checkout's
+    (tmp_path / "sql_on_fhir_views").mkdir()
+    (tmp_path / "anonymization").mkdir()
+    assert views_folder(tmp_path) == tmp_path / "sql_on_fhir_views"  # the working directory's
+    assert default_policy_path(tmp_path) == tmp_path / "anonymization" / "policy.yaml"
+    monkeypatch.setenv("FHIRLAKE_ANONYMIZATION", str(tmp_path / "elsewhere"))
+    with pytest.raises(ConfigurationError, match=r"FHIRLAKE_ANONYMIZATION: .* is not a folder"):
+        anonymization_folder(tmp_path)
