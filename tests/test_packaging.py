@@ -9,6 +9,7 @@ not an install), so the test needs no network and checks only what the wheel its
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,10 +26,21 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
+# what the wheel is built from, copied so that no build/ folder is left in (or reused from) the checkout
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "src", "pipelines", "sql_on_fhir_views", "anonymization")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(PROJECT_ROOT)],
+    tree, out = tmp_path_factory.mktemp("tree"), tmp_path_factory.mktemp("wheel")
+    for name in SOURCES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copyfile(source, tree / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(tree)],
                    check=True, cwd=out)
     (built,) = out.glob("fhirlake-*.whl")
     return built
