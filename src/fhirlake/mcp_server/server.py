@@ -36,6 +36,7 @@ from fhirlake.serving.answers import (
     CodeSearchAnswer,
     CompareAnswer,
     CountAnswer,
+    PrivacyInfo,
     SavedCohortAnswer,
     SqlAnswer,
     ViewDescription,
@@ -77,6 +78,7 @@ class CohortList(BaseModel):
     """The cohorts saved for this client (and shared ones)."""
 
     names: list[str]
+    privacy: PrivacyInfo
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ def _add_tools(mcp: MCPServer, service: CohortService, dispatcher: Dispatcher) -
 
     @mcp.tool(annotations=_READ_ONLY, description="The names of the saved cohorts.")
     async def list_cohorts() -> CohortList:
-        return await dispatcher.call("list_cohorts", {}, lambda c, t: CohortList(names=service.saved_cohorts(c.id)))
+        return await dispatcher.call("list_cohorts", {}, lambda c, t: CohortList(names=service.saved_cohorts(c.id),
+                                                                                 privacy=service.budget(c.id)))
 
     @mcp.tool(annotations=_READ_ONLY, description="Compare two cohorts (definitions, or {\"criteria\": {\"kind\": \"cohort\", "
               "\"name\": ...}}): patients in a, b, both, only a, only b.")

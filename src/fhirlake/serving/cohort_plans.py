@@ -51,7 +51,7 @@ CODE_COLUMNS = (
 )
 _PATIENTS = Statistic("patients", "patients")
 #: Breakdown dimensions whose values are known without the data (a cell's presence reveals nothing).
-PUBLIC_DIMENSIONS = frozenset({"sex", "age_band", "deceased", "year"})
+PUBLIC_DIMENSIONS = frozenset({"sex", "age_band", "deceased"})
 
 
 def _rows(select: exp.Select, dimensions: Sequence[exp.Expr]) -> exp.Select:
@@ -66,7 +66,19 @@ def _canonical(tool: str, *parts: object) -> str:
 
 
 def _dump(cohort: CohortDefinition, compiler: CohortCompiler) -> object:
-    return [cohort.model_dump(mode="json", exclude_none=True), compiler.index_date(cohort).isoformat()]
+    """The definition in a normal form (and/or operands and value lists sorted) with its index date."""
+    return [_normal(cohort.model_dump(mode="json", exclude_none=True)), compiler.index_date(cohort).isoformat()]
+
+
+def _normal(value: object) -> object:
+    """``value`` with every list sorted (its order never changes a cohort: and/or operands, codes,
+    sexes, regions) and duplicates dropped."""
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        items = {json.dumps(_normal(item), sort_keys=True): _normal(item) for item in value}
+        return [items[key] for key in sorted(items)]
+    return value
 
 
 def count(compiler: CohortCompiler, cohort: CohortDefinition) -> AggregatePlan:
@@ -96,8 +108,20 @@ def breakdown(compiler: CohortCompiler, cohort: CohortDefinition, dimensions: Se
                        Statistic("p75", "quantile", 0, bounds, 0.75))
     parts = [_dump(cohort, compiler), list(dimensions), age_band_years,
              measure.model_dump(mode="json", exclude_none=True) if measure else None, list(bounds)]
-    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics,
-                         public_keys=set(dimensions) <= PUBLIC_DIMENSIONS, canonical=_canonical("breakdown", *parts))
+    public = bool(dimensions) and set(dimensions) <= PUBLIC_DIMENSIONS
+    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, public_keys=public,
+                         domain=tuple(_values(d, age_band_years) for d in dimensions) if public else None,
+                         canonical=_canonical("breakdown", *parts))
+
+
+def _values(dimension: str, band: int) -> tuple[str | None, ...]:
+    """Every value a public breakdown dimension can take (as the compiler writes them)."""
+    if dimension == "sex":
+        return ("female", "male", "other", "unknown", None)
+    if dimension == "deceased":
+        return ("false", "true")
+    top = (90 // band) * band
+    return (*(f"{low}-{low + band - 1}" for low in range(0, top, band)), f"{top}+", None)
 
 
 def compare(compiler: CohortCompiler, a: CohortDefinition, b: CohortDefinition) -> AggregatePlan:
@@ -109,6 +133,7 @@ def compare(compiler: CohortCompiler, a: CohortDefinition, b: CohortDefinition) 
     select = exp.select(exp.alias_(exp.column(PK, table="p"), PK)).from_(exp.table_("patient", db="gold", alias="p"))
     select = _rows(select.where(exp.or_(in_a.copy(), in_b.copy())), [part])
     return AggregatePlan(query=select, dimensions=("part",), statistics=(_PATIENTS,), public_keys=True,
+                         domain=(("both", "only_a", "only_b"),),
                          canonical=_canonical("compare", _dump(a, compiler), _dump(b, compiler)))
 
 
@@ -122,7 +147,8 @@ def view_patients(views: Sequence[ViewInfo]) -> AggregatePlan:
         union = exp.union(union, select, distinct=False)
     query = exp.select("*").from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("v"))))
     return AggregatePlan(query=query, dimensions=("view",), statistics=(_PATIENTS,), cells_per_patient=len(views),
-                         cells_exact=True, public_keys=True, canonical=_canonical("views", sorted(v.name for v in views)))
+                         cells_exact=True, public_keys=True, domain=(tuple(v.name for v in views),),
+                         canonical=_canonical("views", sorted(v.name for v in views)))
 
 
 def column_values(view: ViewInfo, columns: Sequence[ColumnInfo]) -> AggregatePlan:

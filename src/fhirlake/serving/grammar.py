@@ -303,7 +303,7 @@ def _default_name(kind: str, measure: _Column | None, alpha: float | None) -> st
 def _aggregate(node: exp.Expr, query: _Query) -> tuple[str, _Column | None, float | None] | None:
     """``(kind, measure, alpha)`` when ``node`` is an allowed aggregate, None when it is no
     aggregate at all; QueryRefused for any other aggregate or function."""
-    if isinstance(node, exp.Count):
+    if type(node) is exp.Count:
         argument = node.this
         if isinstance(argument, exp.Star):
             return "rows", None, None
@@ -322,7 +322,7 @@ def _aggregate(node: exp.Expr, query: _Query) -> tuple[str, _Column | None, floa
             if set(k for k, v in node.args.items() if v) - {"this"}:
                 raise QueryRefused(f"{kind}() takes one measure column")
             return kind, _measure(node.this, query, "aggregated"), None
-    if isinstance(node, exp.Quantile | exp.PercentileCont) or (isinstance(node, exp.Anonymous) and node.name.lower() == "quantile_cont"):
+    if type(node) is exp.PercentileCont or (type(node) is exp.Anonymous and node.name.lower() == "quantile_cont"):
         arguments = node.expressions if isinstance(node, exp.Anonymous) else [node.this, node.args.get("quantile") or node.args.get("expression")]
         if len(arguments) != 2:
             raise QueryRefused("quantile_cont(measure, q) takes a measure column and a fraction")
@@ -360,7 +360,7 @@ def _dimension(node: exp.Expr, query: _Query) -> tuple[exp.Expr, str, bool, str]
             raise QueryRefused(f"{part[0]}() takes a date column, and {column.canonical} is a {column.role.role}")
         return _date_expression(part[0], column), f"{part[0]}({column.canonical})", column.view.name in PER_PATIENT_VIEWS, \
             f"{part[0]}_{column.name}"
-    raise QueryRefused(f"{node.sql(dialect='duckdb')[:80]!r} is not allowed in SELECT: select dimension columns, "
+    raise QueryRefused(f"{_construct(node)} is not allowed in SELECT: select dimension columns, "
                        "year(date) or month(date), and aggregates (no functions, CASE, casts or arithmetic)")
 
 
@@ -420,13 +420,13 @@ def _condition(node: exp.Expr, query: _Query) -> exp.Expr:
         if not isinstance(node.expression, exp.Null):
             raise QueryRefused("IS takes NULL only (IS NULL, IS NOT NULL)")
         return exp.Is(this=column.ref(), expression=exp.null())
-    raise QueryRefused(f"{node.sql(dialect='duckdb')[:80]!r} is not allowed in WHERE: compare a column with a literal "
+    raise QueryRefused(f"{_construct(node)} is not allowed in WHERE: compare a column with a literal "
                        "(=, <>, <, <=, >, >=, IN, BETWEEN, IS NULL) and combine with AND, OR, NOT")
 
 
 def _filter_column(node: exp.Expr, query: _Query) -> _Column:
     if not isinstance(node, exp.Column):
-        raise QueryRefused(f"{node.sql(dialect='duckdb')[:80]!r}: WHERE compares a plain column with literals "
+        raise QueryRefused(f"{_construct(node)} cannot be compared: WHERE compares a plain column with literals "
                            "(no subqueries, functions, casts or arithmetic)")
     column = _resolve(node, query)
     if column.role.role not in ("dimension", "measure", "date"):
@@ -467,6 +467,17 @@ def _number(node: exp.Expr | None) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def _construct(node: exp.Expr) -> str:
+    """What ``node`` is, in words (never its text: a refusal must not echo literals back)."""
+    if isinstance(node, exp.Subquery | exp.Select | exp.Exists) or node.find(exp.Select) is not None:
+        return "a subquery"
+    if isinstance(node, exp.Anonymous):
+        return f"function {node.name}()"
+    if isinstance(node, exp.Func):
+        return f"{node.key.upper()}()"
+    return f"an expression of kind {node.key.upper()}"
 
 
 def _name(node: exp.Expr) -> str:
@@ -510,7 +521,7 @@ def _output_of(node: exp.Expr, query: _Query, clause: str) -> str:
     for name, _expr, known, _ in query.dimensions:
         if known == canonical:
             return name
-    raise QueryRefused(f"{clause} {node.sql(dialect='duckdb')[:60]!r} is not a selected column")
+    raise QueryRefused(f"{clause} names a dimension that is not selected: select it, or group by what you select")
 
 
 def _order(select: exp.Select, query: _Query) -> tuple[tuple[str, bool], ...]:

@@ -15,6 +15,8 @@ and releases their answers (budget, noise, k). A plan is:
 * ``public_keys``: the cells' keys are known without the data (view names, the parts of a
   comparison, sexes, age bands), so a cell's mere presence reveals nothing and ``k`` alone
   is the display threshold;
+* ``domain``: with public keys, every value of each dimension, so that empty cells are
+  released too (noisy zeros) and a cell's presence says nothing;
 * ``canonical``: the question in a normal form (the release cache key: asking the same
   question again, however it is written, gets the same noisy answer).
 """
@@ -68,6 +70,7 @@ class AggregatePlan:
     cells_per_patient: int = 1
     cells_exact: bool = False
     public_keys: bool = False
+    domain: tuple[tuple[str | None, ...], ...] | None = None
     order: tuple[tuple[str, bool], ...] = ()
     limit: int | None = None
 

@@ -85,6 +85,7 @@ class ReleasedCell(BaseModel):
     (``"<k"`` under the threshold, ``"suppressed"`` to protect another), and its statistics."""
 
     key: list[str | None]
+    noisy: int = Field(description="The cell's noisy patient count, shown or not (for margins; never shown alone).")
     patients: int | None
     hidden: str | None
     values: list[float | int | None] = Field(description="The plan's statistics, in order (None when hidden).")
@@ -169,6 +170,8 @@ class Releaser:
         counts_epsilon = epsilon if others == 0 else epsilon / 2
         budget = _Budget(epsilon / 2 / others if others else 0.0, cells_bound, self.policy.max_rows_per_patient)
         exact = _exact_cells(frame, dims, plan.statistics, budget.rows)
+        if plan.domain is not None:
+            exact = _with_domain(exact, dims, plan.domain)
         noise: list[NoiseInfo] = []
         counted, scale = noisy_counts(exact["patients"].to_list(), sensitivity=cells_bound, epsilon=counts_epsilon)
         patients = [max(0, n) for n in counted]
@@ -180,15 +183,20 @@ class Releaser:
         hidden = secondary_suppression(counts, threshold) if dims else primary
         values = [patients if stat.kind == "patients" else self._statistic(stat, exact, budget, threshold, noise)
                   for stat in plan.statistics]
+        # a cell whose key comes from the data and whose count is under the threshold is left out
+        # altogether: listing it, or counting such cells, would say that someone is there
+        listed = hidden - primary if dims and not plan.public_keys else hidden
         cells = []
         for i, key in enumerate(keys):
             shown = key not in hidden
+            if not shown and key not in listed:
+                continue
             cells.append(ReleasedCell(
-                key=list(key), patients=counts[key] if shown else None,
+                key=list(key), noisy=counts[key], patients=counts[key] if shown else None,
                 hidden=None if shown else (f"<{threshold}" if key in primary else "suppressed"),
                 values=[column[i] if shown else None for column in values]))
         return ReleasedTable(dimensions=list(plan.dimensions), cells=cells, total=sum(patients), threshold=threshold,
-                             suppressed=len(hidden), truncated=truncated, noise=noise)
+                             suppressed=len(listed), truncated=truncated, noise=noise)
 
     def _threshold(self, scale: float, *, keyed: bool) -> int:
         """``k``, raised when a cell whose key comes from the data (a code, a region) could show
@@ -260,6 +268,25 @@ def _bound_cells(frame: pl.DataFrame, dims: list[str], bound: int) -> tuple[pl.D
     return kept, True
 
 
+def _with_domain(exact: pl.DataFrame, dims: list[str], domain: Sequence[Sequence[str | None]]) -> pl.DataFrame:
+    """``exact`` with a row for every key of ``domain`` (the product of each dimension's known
+    values), empty cells counted as zero: an empty cell is noised and shown like any other, so
+    whether a cell exists reveals nothing."""
+    keys = pl.DataFrame({dims[0]: pl.Series(list(domain[0]), dtype=pl.Utf8)})
+    for name, values in zip(dims[1:], domain[1:], strict=True):
+        keys = keys.join(pl.DataFrame({name: pl.Series(list(values), dtype=pl.Utf8)}), how="cross")
+    joined = keys.join(exact, on=dims, how="left", nulls_equal=True)
+    fills = []
+    for name, dtype in joined.schema.items():
+        if name in dims:
+            continue
+        if isinstance(dtype, pl.List):
+            fills.append(pl.col(name).fill_null(pl.lit([], dtype=dtype)))
+        else:
+            fills.append(pl.col(name).fill_null(0))
+    return joined.with_columns(fills).sort(dims, nulls_last=True)
+
+
 def _exact_cells(frame: pl.DataFrame, dims: list[str], statistics: Sequence[Statistic], rows: int) -> pl.DataFrame:
     """Per cell: patients, bounded rows, and per measure the bounded values, patients with a
     value, the sum and sum of squares of their per-patient values, and the values as a list."""
@@ -271,6 +298,7 @@ def _exact_cells(frame: pl.DataFrame, dims: list[str], statistics: Sequence[Stat
                        value.drop_nulls().alias(f"list{measure}")]
     if not dims:  # one cell, even with no patient at all
         return frame.select([a.implode() if a.meta.output_name().startswith("list") else a for a in aggregates])
+    frame = frame.with_columns([pl.col(d).cast(pl.Utf8) for d in dims])  # keys compare as text
     return frame.group_by(dims).agg(aggregates).sort(dims, nulls_last=True)
 
 

@@ -240,15 +240,18 @@ class CohortService:
         """Patients in both, only in a, only in b (three disjoint noisy counts); a and b are their sums."""
         plan = cohort_plans.compare(self.compiler(client), a, b)
         table, privacy = self._release(client, "compare_cohorts", plan, scope, trace)
-        parts = {str(cell.key[0]): cell for cell in table.cells}
-        noisy = {name: parts[name].patients if name in parts and parts[name].patients is not None else None
-                 for name in ("both", "only_a", "only_b")}
-        hidden = {name for name, n in noisy.items() if n is None}
-        # a = both + only_a and b = both + only_b: a hidden part hides the totals it is in
-        shown = {"both": noisy["both"], "only_a": noisy["only_a"], "only_b": noisy["only_b"],
-                 "a": None if {"both", "only_a"} & hidden else (noisy["both"] or 0) + (noisy["only_a"] or 0),
-                 "b": None if {"both", "only_b"} & hidden else (noisy["both"] or 0) + (noisy["only_b"] or 0)}
-        counts = {name: self.policy.count(n) if n is not None else Count(count=None, shown=f"<{table.threshold}", suppressed=True)
+        noisy = {str(cell.key[0]): cell.noisy for cell in table.cells}
+        parts = {name: noisy.get(name, 0) for name in ("both", "only_a", "only_b")}
+        hidden = _compare_hidden(parts, table.threshold)
+        shown: dict[str, int | None] = {name: None if name in hidden else n for name, n in parts.items()}
+        for total, line in (("a", ("both", "only_a")), ("b", ("both", "only_b"))):
+            # a total is the sum of its line's cells: consistent with them, hidden when its hidden part is small
+            masked = [name for name in line if name in hidden]
+            small = masked and sum(parts[name] for name in masked) < table.threshold
+            shown[total] = None if small else sum(parts[name] for name in line)
+        counts = {name: self.policy.count(n) if n is not None else
+                  Count(count=None, shown=f"<{table.threshold}" if parts.get(name, 0) < table.threshold else "suppressed",
+                        suppressed=True)
                   for name, n in shown.items()}
         suppressed = sum(c.suppressed for c in counts.values())
         trace.suppressed += suppressed
@@ -286,7 +289,7 @@ class CohortService:
         trace.rows = len(shown)
         note = self._note(table.suppressed > 0, table)
         if table.suppressed:
-            note += f" {table.suppressed} row(s) were left out: too few patients, or they would reveal a row that has too few."
+            note += f" {table.suppressed} row(s) were left out so that a total cannot reveal a group too small to show."
         if table.truncated:
             note += (" Some patients fall in more groups than the bound: each counts in some of them; filter the grouped column "
                      "with WHERE ... IN (...) to count them fully.")
@@ -300,6 +303,10 @@ class CohortService:
         table, privacy = self.releaser.release(client, tool, plan, scope, restriction=self._restriction(scope), sql=trace.sql)
         trace.epsilon += privacy.epsilon
         return table, privacy
+
+    def budget(self, client: str) -> PrivacyInfo:
+        """What ``client`` has left today (an answer that releases nothing spends nothing)."""
+        return self._free(client)
 
     def _free(self, client: str) -> PrivacyInfo:
         left = self.releaser.budget_left(client)
@@ -318,14 +325,32 @@ class CohortService:
         noise = (" Counts and statistics carry random noise (differential privacy): see privacy.noise for its scale; "
                  "asking the same question again gives the same answer.")
         threshold = table.threshold if table is not None else self.k
+        unlisted = (f" Groups of fewer than {threshold} patients (noise included) whose value comes from the data (a code, "
+                    "a region) are not listed at all." if table is not None and table.dimensions else "")
         if suppressed:
             return (f"Some counts are suppressed: counts under {threshold} patients are shown as '<{threshold}', and some larger "
-                    "ones as 'suppressed' so the small ones cannot be worked out from totals." + noise)
-        return f"Nothing was suppressed (every count shown is at least {threshold} patients, noise included)." + noise
+                    "ones as 'suppressed' so the small ones cannot be worked out from totals." + unlisted + noise)
+        return f"No count shown is under {threshold} patients (noise included)." + unlisted + noise
 
     @property
     def gold(self) -> GoldCatalog:
         return self.reader.catalog
+
+
+def _compare_hidden(parts: dict[str, int], threshold: int) -> set[str]:
+    """The parts of a comparison to hide: those under the threshold, and in each line (a: both,
+    only_a; b: both, only_b) a second one beside a single hidden part, so that a total and the
+    shown part never give a hidden one away."""
+    hidden = {name for name, n in parts.items() if n < threshold}
+    changed = True
+    while changed:
+        changed = False
+        for line in (("both", "only_a"), ("both", "only_b")):
+            masked = [name for name in line if name in hidden]
+            if len(masked) == 1:
+                hidden |= set(line)
+                changed = True
+    return hidden
 
 
 def _row(cell: ReleasedCell) -> list[str | int | float | bool | None]:

@@ -77,11 +77,14 @@ def secondary_suppression(cells: Mapping[_Key, int], k: int) -> set[_Key]:
 
 
 def _protect(line: list[_Key], cells: Mapping[_Key, int], hidden: set[_Key], k: int) -> bool:
-    """Hide the smallest visible cells of ``line`` until its hidden part cannot be recovered."""
+    """Hide the smallest visible cells of ``line`` until its hidden part cannot be recovered.
+
+    Hidden cells counted 0 (empty, or a noisy count at zero) need no protection: recovering
+    them tells nothing."""
     changed = False
     while True:
         masked = [key for key in line if key in hidden]
-        if not masked or (len(masked) >= 2 and sum(cells[key] for key in masked) >= k):
+        if not any(cells[key] > 0 for key in masked) or (len(masked) >= 2 and sum(cells[key] for key in masked) >= k):
             return changed
         visible = sorted((key for key in line if key not in hidden), key=lambda key: cells[key])
         if not visible:
