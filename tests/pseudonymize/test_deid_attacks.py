@@ -20,6 +20,7 @@ import hashlib
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -307,6 +308,46 @@ def test_scan_passes_a_clean_output(run: Run, oracle: Path) -> None:
     # the scanner prints file, line, entity type, patient ordinal and a hash: never the string
     assert done.returncode == 0, (f"scan exit {done.returncode} on a clean output: "
                                   f"{done.stdout[-1200:]} {done.stderr[-1200:]}")
+
+
+def test_scan_passes_a_structured_shifted_date_that_lands_on_another_raw_date(
+        run: Run, tmp_path: Path) -> None:
+    """A stay as long as the patient's offset (a few days: common) comes out starting on the
+    raw day it ended, and ending on that day's shifted twin. Nothing leaks: the output holds
+    shifted dates only. A scanner that calls it a leak blocks clean batches at random,
+    depending on the key.
+
+    The same export plus one such Encounter for one patient (ending or starting on the day of
+    one of their visits), pseudonymised again with the same key, then given clean notes."""
+    result = next(r for r in run.results if r.offset)
+    note, offset = result.labels, result.offset
+    visit = dt.date.fromisoformat(note.note_date)
+    other = visit - dt.timedelta(days=offset)
+    start, end = min(visit, other), max(visit, other)
+    raw2, out2 = tmp_path / "raw", tmp_path / "out"
+    shutil.copytree(run.raw, raw2)
+    encounter = {"resourceType": "Encounter", "id": "corpus-extra-encounter",
+                 "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                           "code": "AMB"},
+                 "subject": {"reference": f"Patient/{note.patient_id}"},
+                 "period": {"start": f"{start.isoformat()}T09:00:00+01:00",
+                            "end": f"{end.isoformat()}T10:00:00+01:00"}}
+    with (raw2 / "Encounter.ndjson").open("ab") as f:
+        f.write(orjson.dumps(encounter) + b"\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "fhirlake", "pseudonymize", str(raw2), str(out2), "--workers",
+         "2"], env=run.env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-800:]
+    again = {r.labels.marker: r.offset for r in evaluate(run.labels, out2)}
+    assert again[note.marker] == offset, "the same key gave the patient another offset"
+    clean = write_oracle(run.labels, out2, raw2, tmp_path / "oracle")
+    scan = subprocess.run(
+        [sys.executable, "-m", "fhirlake", "privacy", "scan", str(clean), "--input", str(raw2)],
+        env=run.env, capture_output=True, text=True, timeout=600, check=False)
+    assert scan.returncode == 0, (f"scan exit {scan.returncode}: a shifted Encounter date equal "
+                                  f"to another raw date of the patient was reported as a leak: "
+                                  f"{scan.stdout[-800:]} {scan.stderr[-800:]}")
 
 
 def _patient_resources(run: Run) -> dict[str, dict]:
