@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from fhirlake.lake._lake import Lake, LakeStatus, SourceStatus, TableDescription, connect
     from fhirlake.lake._log import Snapshot
+    from fhirlake.lake._vacuum import VacuumReport
     from fhirlake.lake.errors import (
         ExportFolderError,
         LakeBusyError,
@@ -58,6 +59,7 @@ _EXPORTS = {
     "TableDescription": "fhirlake.lake._lake",
     "connect": "fhirlake.lake._lake",
     "Snapshot": "fhirlake.lake._log",
+    "VacuumReport": "fhirlake.lake._vacuum",
     "ExportFolderError": "fhirlake.lake.errors",
     "LakeBusyError": "fhirlake.lake.errors",
     "LakeError": "fhirlake.lake.errors",
@@ -94,6 +96,7 @@ __all__ = [
     "TableDescription",
     "TypeCounts",
     "UnknownTableError",
+    "VacuumReport",
     "ViewCounts",
     "connect",
     "reader_settings",

@@ -154,6 +154,16 @@ def _workers() -> int:
     return max(1, int(os.environ.get("FHIRLAKE_WORKERS", "3") or 3))
 
 
+def _removed_views(latest: Snapshot | None, views: Sequence[GoldView]) -> tuple[str, ...]:
+    """Gold tables of the latest snapshot whose view is no longer in the library: a new
+    snapshot leaves them out, so the catalog stops serving stale rows."""
+    if latest is None:
+        return ()
+    current = {v.table for v in views}
+    return tuple(sorted(name.removeprefix("gold/") for name in latest.tables
+                        if name.startswith("gold/") and name not in current))
+
+
 def _checkpoint(step: str) -> None:
     """Crash tests' hook: when ``$FHIRLAKE_TEST_KILL_AT`` names this step, the process dies here."""
     if os.environ.get(KILL_ENV) == step:
@@ -211,11 +221,21 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """The outcome of :meth:`Lake.build`: the gold tables rebuilt and the snapshot recorded."""
+    """The outcome of :meth:`Lake.build`: the gold tables rebuilt, those dropped because their
+    view was removed from the library, and the snapshot recorded."""
 
     snapshot_id: int | None
     rebuilt: Mapping[str, ViewCounts]
     seconds: float
+    dropped: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """What ``fhirlake lake build`` prints."""
+        rebuilt = ", ".join(sorted(self.rebuilt)) or "nothing (every gold table matches its view)"
+        out = [f"snapshot {self.snapshot_id}: rebuilt {rebuilt} in {self.seconds:.1f} s"]
+        out += [f"dropped gold.{name}: its view is no longer in the library (earlier snapshots keep it; "
+                "`fhirlake lake vacuum` frees its files once none needs them)" for name in self.dropped]
+        return out
 
 
 @dataclass(frozen=True)
@@ -307,11 +327,14 @@ class LakeWriter:
             views, chosen = self._views(only)
             with self._merge() as merge:
                 rebuilt = merge.refresh_gold(chosen, force=force)
-            if rebuilt or self.log.latest() is None or open_catalog(self.storage) is None:
-                snapshot: Snapshot | None = self._record(views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt)})
+            latest = self.log.latest()
+            dropped = _removed_views(latest, views)
+            if rebuilt or dropped or latest is None or open_catalog(self.storage) is None:
+                snapshot: Snapshot | None = self._record(
+                    views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt), "dropped": list(dropped)})
             else:
-                snapshot = self.log.latest()
-        return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started)
+                snapshot = latest
+        return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started, dropped)
 
     # --------------------------------------------------------------------------------- optimize
 

@@ -24,6 +24,7 @@ from fhirlake.lake._duck import in_utc, quote, run
 from fhirlake.lake._ingest import BuildReport, IngestReport, LakeWriter, OptimizeReport
 from fhirlake.lake._log import Snapshot, SnapshotLog
 from fhirlake.lake._storage import Storage
+from fhirlake.lake._vacuum import VacuumReport, vacuum
 from fhirlake.lake.errors import LakeError, LakeNotFoundError, ReadOnlyLakeError, UnknownTableError
 
 __all__ = ["Lake", "LakeStatus", "SourceStatus", "TableDescription", "connect"]
@@ -204,6 +205,12 @@ class Lake:
         report = self._writer().optimize(only=views, force=force)
         self._reopen()
         return report
+
+    def vacuum(self, *, dry_run: bool = False) -> VacuumReport:
+        """Remove the files no snapshot reads (left by interrupted runs; see :mod:`._vacuum`)."""
+        if self.read_only:
+            raise ReadOnlyLakeError("this lake was opened read-only: use fhirlake.connect(read_only=False) to vacuum")
+        return vacuum(self.storage, dry_run=dry_run)
 
     def status(self) -> LakeStatus:
         """Tables (rows, versions), and the last export and watermark of each source."""

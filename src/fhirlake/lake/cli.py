@@ -1,4 +1,4 @@
-"""``fhirlake lake ingest|build|status`` and ``fhirlake sql``.
+"""``fhirlake lake ingest|build|optimize|vacuum|status`` and ``fhirlake sql``.
 
 The lake is ``--lake`` (or ``$FHIRLAKE_LAKE``, else ``./.fhirlake``)::
 
@@ -64,8 +64,7 @@ def build_command(names: tuple[str, ...], force: bool, root: str | None, views: 
     """Rebuild gold tables from silver (those whose view changed, or all with --force)."""
     with connect(root, read_only=False, views=views) as lake:
         report = lake.build(list(names) or None, force=force)
-    rebuilt = ", ".join(sorted(report.rebuilt)) or "nothing (every gold table matches its view)"
-    click.echo(f"snapshot {report.snapshot_id}: rebuilt {rebuilt} in {report.seconds:.1f} s")
+    click.echo("\n".join(report.lines()))
 
 
 @lake_group.command("optimize")
@@ -77,6 +76,15 @@ def optimize_command(names: tuple[str, ...], force: bool, root: str | None, view
     """Compact gold tables: few files per partition, rows in code order (faster queries, same rows)."""
     with connect(root, read_only=False, views=views) as lake:
         click.echo("\n".join(lake.optimize(list(names) or None, force=force).lines()))
+
+
+@lake_group.command("vacuum")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@_LAKE
+def vacuum_command(dry_run: bool, root: str | None) -> None:
+    """Remove files no snapshot reads: left by interrupted runs (earlier snapshots keep theirs)."""
+    with connect(root, read_only=False) as lake:
+        click.echo("\n".join(lake.vacuum(dry_run=dry_run).lines()))
 
 
 @lake_group.command("status")
