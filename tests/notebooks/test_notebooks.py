@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from tests.conftest import PROJECT_ROOT
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-_KERNEL = "fhirlake-notebook-tests"
 _IDENTIFYING = {"PERSON", "IDENTIFIER", "PHONE_NUMBER", "EMAIL_ADDRESS"}
 
 
@@ -47,26 +45,6 @@ def test_committed_notebook_has_no_outputs(name: str) -> None:
     assert not dirty, (f"notebooks/{name}: cells {dirty} have outputs or execution counts; clear them "
                        f"(jupyter nbconvert --clear-output --inplace notebooks/{name})")
     assert "widgets" not in notebook.metadata
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A kernel spec for the interpreter running the tests (never another Python on the machine)."""
-    from ipykernel.kernelspec import write_kernel_spec
-
-    folder = tmp_path_factory.mktemp("jupyter")
-    write_kernel_spec(folder / "kernels" / _KERNEL)
-    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_PLATFORM_DIRS")}
-    os.environ["JUPYTER_PATH"] = str(folder)
-    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
-    try:
-        yield _KERNEL
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def execute(name: str, lake: Path, kernel: str) -> nbformat.NotebookNode:
