@@ -174,6 +174,21 @@ def test_names_never_collide_with_the_rest_of_the_note(small) -> None:
                 assert not {t for t in fold_words(s.text) if len(t) >= 3} & rest, note.marker
 
 
+def test_people_no_resource_holds_share_no_name_token_with_anyone_in_the_note(small) -> None:
+    """Else a model's miss on them would count against a held name (or the reverse)."""
+    _, _, labels = small
+    for note in labels:
+        tokens: dict[str, set[str]] = {}
+        for s in note.spans:
+            if s.label == "NAME":
+                tokens.setdefault(s.person, set()).update(
+                    t for t in fold_words(s.text) if len(t) >= 3)
+        for k in ("O1", "O2"):
+            for j, v in tokens.items():
+                if j != k and k in tokens:
+                    assert not tokens[k] & v, note.marker
+
+
 def test_the_same_seed_gives_the_same_corpus(tmp_path: Path) -> None:
     a = write_corpus(tmp_path / "a", language="fr", notes=15, seed=4)
     b = write_corpus(tmp_path / "b", language="fr", notes=15, seed=4)

@@ -175,7 +175,7 @@ class Renderer:
                 variant = c.cycle(("name", p.role), variants,
                                   lambda v: v != "maiden" or p.maiden is not None)
             self.span(name_variant(p, variant, c.rng), "NAME", variant=variant, role=p.role,
-                      reference=p.reference)
+                      reference=p.reference, person=head)
         elif head == "D":
             slot, _, fmt = rest.partition(".")
             date = c.dates[slot]
@@ -202,17 +202,18 @@ class Renderer:
             use = "mobile" if "mobile" in p.phones and (who != "P" or c.rng.random() < 0.6) else "home"
             number = p.phones.get(use) or next(iter(p.phones.values()))
             self.span(format_phone(number, fmt), "PHONE", variant=fmt, role=p.role,
-                      reference=p.reference)
+                      reference=p.reference, person=who)
         elif head == "EM":
             p = self.person(rest)
             assert p.email, rest
-            self.span(p.email, "EMAIL", role=p.role, reference=p.reference)
+            self.span(p.email, "EMAIL", role=p.role, reference=p.reference, person=rest)
         elif head == "AD":
             who, _, part = rest.partition(".")
             p = self.person(who)
             assert p.address is not None, who
             text = p.address.line if part == "line" else p.address.city_line(c.locale)
-            self.span(text, "ADDRESS", variant=part, role=p.role, reference=p.reference)
+            self.span(text, "ADDRESS", variant=part, role=p.role, reference=p.reference,
+                      person=who)
         elif head == "H":
             assert rest in HEADINGS[lang], rest
             self.term(rest, "heading")

@@ -405,6 +405,10 @@ class _Corpus:
                 extra={"ville_h": rng.choice(HOSPITAL_CITIES[locale]),
                        "sex": "F" if patient.gender == "female" else "M",
                        **{f"id_ref:{k}": v for k, v in refs.items()}})
+            held = set().union(*(p.name_tokens() for p in [patient, *relatives, *clinicians]))
+            if others[0].name_tokens() & (held | others[1].name_tokens()) or (
+                    others[1].name_tokens() & held):
+                continue  # a miss on someone no resource holds would look like a held leak
             text, spans, terms = Renderer(ctx).render(template(ctx))
             if _names_stand_alone(text, spans):
                 break

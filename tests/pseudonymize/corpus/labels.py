@@ -22,6 +22,7 @@ class Span:
     variant: str | None = None  # name variant, id shape, phone format, address part
     role: str | None = None  # whose: patient | relative | clinician | other
     reference: str | None = None  # the resource that holds it ("Patient/…"), if any
+    person: str | None = None  # who, within the note: P, R1, R2, C1-C3, O1, O2
 
 
 @dataclass
