@@ -33,8 +33,8 @@ from fhirlake.cli import main
 from fhirlake.mcp_server.http import build_http_app
 from fhirlake.mcp_server.server import TOOLS, build_server
 from fhirlake.serving import CohortService, GoldReader, SuppressionPolicy
-from tests.mcp.conftest import EXACT
 from mcp import ClientSession
+from tests.mcp.conftest import EXACT
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

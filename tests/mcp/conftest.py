@@ -12,7 +12,6 @@ from fhirlake.lake import Lake
 from fhirlake.mcp_server import FhirlakeServer, build_server
 from fhirlake.serving import CohortService, GoldReader, PrivacyPolicy
 
-
 #: A privacy policy whose noise is far below one patient: the compiled questions are checked
 #: against exact SQL with it (the noise itself is tested with the default policy).
 EXACT = PrivacyPolicy(epsilon_per_call=1e7, epsilon_per_day=1e12)

@@ -10,7 +10,15 @@ import pytest
 
 from fhirlake.cohorts import CohortDefinition
 from fhirlake.lake import Lake
-from fhirlake.serving import BudgetExhausted, CohortService, DataScope, GoldReader, PrivacyPolicy, QueryRefused, Trace
+from fhirlake.serving import (
+    BudgetExhausted,
+    CohortService,
+    DataScope,
+    GoldReader,
+    PrivacyPolicy,
+    QueryRefused,
+    Trace,
+)
 
 SCOPE = DataScope()
 
