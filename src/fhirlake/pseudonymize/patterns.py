@@ -147,6 +147,8 @@ _NAMES_IN_CONTEXT = [
     re.compile(rf"(?<![\w.])(?P<name>[A-ZÀ-Ý]\.(?:-?[A-ZÀ-Ý]\.)?[ \t]?{_PARTICLE}?{_WORD_CAP})"),
     # verified by Ashleigh Evans; social worker: Erin Wilson; son époux (Jean Martin)
     re.compile(rf"\b(?i:{_BEFORE_NAME})[ \t]*[:,(]?[ \t]*(?P<name>{_FULL})"),
+    # Assistante sociale : Rémy-Franck Roche; Pharmacist: Jo Bell
+    re.compile(rf"\b(?i:{_ROLE})[ \t]*:[ \t]*(?P<name>{_FULL})"),
     # Darrell Bell, clinic coordinator; Aimée-Susanne Leduc, infirmière
     re.compile(rf"(?P<name>{_FULL}),[ \t]+(?:[\w-]+[ \t]+)?(?i:{_ROLE})\b"),
     # (Chantal Paris, +33 (0)6 63 00 51 06); (Marine Étienne, 0673972751)

@@ -55,7 +55,9 @@ CHUNK_RECORDS = 2000
 MIN_CHUNK_BYTES = 64 << 10
 # Resources whose text dominates their cost: their files are cut finer, so that every worker
 # gets a share of a notes file of a megabyte (one chunk would keep one core busy alone).
-TEXT_HEAVY_TYPES = frozenset({"DocumentReference", "DiagnosticReport", "Communication", "Composition"})
+TEXT_HEAVY_TYPES = frozenset(
+    {"DocumentReference", "DiagnosticReport", "Communication", "Composition"}
+)
 
 
 @dataclass(slots=True)

@@ -114,7 +114,9 @@ def scan_context(input_path: Path, *, dates: bool = True, max_shift_days: int = 
     Raw dates are every ``YYYY-MM-DD`` in a patient's input resources (structured dates, and
     dates in their notes), which is what a date-offset leak would show verbatim.
     """
-    directory = PatientDirectory()
+    from fhirlake.pseudonymize.pipeline import stop_words
+
+    directory = PatientDirectory(stop_words())
     ids: dict[str, int] = {}
     sources = discover(input_path)
     for source in sources:
@@ -294,27 +296,47 @@ class Scanner:
             for text in texts:
                 for start, end, person in persons.find(text, None, strict=True):
                     hits.add(("PERSON", person.owner, _digest(text[start:end]), person.role))
+                if owner is None:
+                    continue
+                # in the patient's own resources, one part of their (or a relative's) name
+                # alone is theirs too: "LEFEVRE" for Dupont-Lefèvre
+                for start, end, person in persons.find(text, owner):
+                    if person.owner == owner and person.role != "clinician":
+                        hits.add(("PERSON", owner, _digest(text[start:end]), person.role))
             if owner is not None:
                 hits.update(self._dates(texts, owner))
         return hits
 
     def _dates(self, texts: list[str], owner: int) -> set[_Hit]:
+        """Birth dates and date-offset leaks in the free text of a patient's unit.
+
+        Structured dates (a JSON value that is a date) are all shifted by the rules, and a
+        shifted one may land on another raw date of the patient by chance: they count only as
+        the shifted half of a pair, never as the raw half or as a birth date.
+        """
         found: set[dt.date] = set()
+        in_text: set[dt.date] = set()
         for text in texts:
             for language in ("en", "fr"):
-                found.update(v for d in find_dates(text, language) if d.day and (v := d.value()))
-        if not found:
+                for date in find_dates(text, language):
+                    value = date.value() if date.day else None
+                    if value is None:
+                        continue
+                    found.add(value)
+                    if date.start == 0 or text[date.start - 1] != '"':
+                        in_text.add(value)
+        if not in_text:
             return set()
         hits: set[_Hit] = set()
         birth = self.births.get(owner)
-        if birth is not None and birth in found:
+        if birth is not None and birth in in_text:
             hits.add(("BIRTH_DATE", owner, _digest(birth.isoformat()), "patient"))
         assert self.context is not None
         raw = self.context.dates.get(owner, set())
         offset = self.offsets.get(owner)
         if offset:
             shift = dt.timedelta(days=offset)
-            for day in found & raw:
+            for day in in_text & raw:
                 if day + shift in found:
                     hits.add(("DATE_OFFSET", owner, _digest(day.isoformat()), "patient"))
         return hits

@@ -152,7 +152,7 @@ _PATTERNS = [
     ),
     # [Monday,] Nov 3[rd][, 2023]
     re.compile(
-        rf"(?<![\w/.-]){_WEEKDAY}?{_MONTH}\s+(?:the\s+)?{_DAY}(?:(?P<s2>,?\s+){_YEAR})?(?![:\d])",
+        rf"(?<![\w/.-]){_WEEKDAY}?{_MONTH}\s+(?:the\s+)?{_DAY}(?:(?P<s2>,?\s+){_YEAR}|(?![:\d]))",
         re.IGNORECASE,
     ),
     # avril 2024, Nov. 2023, 04/2024
