@@ -8,9 +8,12 @@ from pathlib import Path
 
 import click
 
-from fhirlake.mcp_server.http import DEFAULT_HOST, DEFAULT_PATH, DEFAULT_PORT
-
 __all__ = ["mcp_command"]
+
+# the defaults of fhirlake.mcp_server.http, repeated so that --help imports nothing heavy
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_PATH = "/mcp"
 
 
 @click.command("mcp")

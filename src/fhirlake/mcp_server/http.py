@@ -13,9 +13,7 @@ from fhirlake.mcp_server.server import FhirlakeServer
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PATH", "DEFAULT_PORT", "build_http_app"]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-DEFAULT_PATH = "/mcp"
+from fhirlake.mcp_server.cli import DEFAULT_HOST, DEFAULT_PATH, DEFAULT_PORT
 
 
 def build_http_app(server: FhirlakeServer, *, host: str = DEFAULT_HOST, path: str = DEFAULT_PATH) -> Starlette:
