@@ -268,3 +268,80 @@ def test_the_scan_flags_a_date_offset_leak(
         out, tmp_path / "honest", f"Consultation du {shifted.strftime('%d/%m/%Y')}.", key
     )
     assert scan_output(honest, key=key, context=scan_context(source)).leaks == []
+
+
+def _delta(folder: Path, rows: dict[str, list[Any]]) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    write_deltalake(str(folder), pa.table(rows))
+
+
+def test_privacy_scan_of_the_lake_finds_what_a_view_kept(
+    run: tuple[Path, Path, list[str]],
+    tmp_path: Path,
+    key: PseudonymKey,
+    policy: Policy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fhirlake.cli import main
+    from fhirlake.pseudonymize.keys import KEY_ENV_VAR
+
+    source, out, _ = run
+    patient = key.resource_id("fr-7")
+    notes = [line.decode() for line in (out / "DocumentReference.ndjson").read_bytes().splitlines()]
+    lake = tmp_path / "lake"
+    _delta(lake / "silver" / "DocumentReference", {"patient_key": [patient] * 2, "resource": notes})
+    _delta(lake / "gold" / "condition", {"patient_id": [patient], "code_text": ["Parkinson"]})
+    secret = tmp_path / "key"
+    secret.write_bytes(key._secret)  # the session key, so the scan finds each row's patient
+    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    assert (
+        main(
+            [
+                "privacy",
+                "scan",
+                "--input",
+                str(source),
+                "--lake",
+                str(lake),
+                "--key-file",
+                str(secret),
+            ]
+        )
+        == 0
+    )
+    assert "2 lake tables" in capsys.readouterr().out
+
+    shifted = dt.date(2024, 4, 8) + dt.timedelta(days=key.day_offset("fr-7", policy.max_shift_days))
+    leaky = tmp_path / "leaky"
+    _delta(
+        leaky / "gold" / "note_text",
+        {
+            "patient_id": [patient, patient],
+            "text": [
+                f"Vue le 08/04/2024, revue le {shifted.strftime('%d/%m/%Y')}.",
+                "Courrier du Dr BARTHELEMY Océane; Mme HELENE DUPONT-LEFEVRE.",
+            ],
+        },
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "privacy",
+                "scan",
+                "--input",
+                str(source),
+                "--lake",
+                str(leaky),
+                "--key-file",
+                str(secret),
+            ]
+        )
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "gold/note_text:1: DATE_OFFSET of patient #1" in err
+    assert "gold/note_text:2: PERSON of clinician #1" in err
+    assert "gold/note_text:2: PERSON of patient #1" in err
+    assert_absent("BARTHELEMY", err, "the scan's own output")

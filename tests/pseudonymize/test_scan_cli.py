@@ -150,10 +150,11 @@ def test_generated_french_notes_leave_nothing_of_the_truth_file(
     report = pseudonymize(source, out, policy, key, workers=1, today=TODAY, scrubber=scrubber)
     assert report.balanced and report.quarantined == 0  # manifest.json and truth.json are not input
     assert report.out_by_type["DocumentReference"] > 0 and report.text_stats.entities["FR_NIR"] > 0
-    from fhirlake.pseudonymize.scan import input_terms
+    from fhirlake.pseudonymize.scan import scan_context
 
-    directory, terms, ids = input_terms(source)
-    terms += truth_terms(source / "truth.json", directory)
-    result = scan_output(out, terms, key=key, patient_ids=ids)
-    assert result.attachments_decoded > 0
+    # the full scan: every person named, birth dates in any format, date-offset leaks
+    context = scan_context(source)
+    context.terms += truth_terms(source / "truth.json", context.directory)
+    result = scan_output(out, key=key, context=context)
+    assert result.attachments_decoded > 0 and result.own_patient_checked
     assert result.leaks == [], [str(leak) for leak in result.leaks]

@@ -17,7 +17,7 @@ from fhirlake.pseudonymize.keys import PseudonymKey
 from fhirlake.pseudonymize.pipeline import pseudonymize
 from fhirlake.pseudonymize.policy import Policy
 from fhirlake.pseudonymize.recognizers import nir_key_is_valid
-from fhirlake.pseudonymize.scan import input_terms, scan_output
+from fhirlake.pseudonymize.scan import input_terms, scan_context, scan_output
 from fhirlake.pseudonymize.terms import identifying_terms
 from fhirlake.pseudonymize.text import TextScrubber
 from tests.pseudonymize.conftest import (
@@ -74,6 +74,9 @@ def test_canary_leaves_no_identifying_string(
     result = scan_output(canary_run, scan_terms, key=key, patient_ids=ids)
     assert result.attachments_decoded >= 14 and result.own_patient_checked
     assert result.leaks == [], [str(leak) for leak in result.leaks]
+    # the full scan too: every person the bundle names, birth dates, date-offset leaks
+    full = scan_output(canary_run, key=key, context=scan_context(canary_bundle))
+    assert full.leaks == [], [str(leak) for leak in full.leaks]
 
 
 def test_canary_notes_survive_scrubbed(canary_bundle: Path, canary_run: Path) -> None:
