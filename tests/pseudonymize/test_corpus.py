@@ -17,6 +17,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.pseudonymize.corpus import (
     BIRTH_FORMATS,
@@ -32,7 +34,7 @@ from tests.pseudonymize.corpus import (
     write_corpus,
     write_oracle,
 )
-from tests.pseudonymize.corpus.people import NAME_VARIANTS, fold, fold_words
+from tests.pseudonymize.corpus.people import NAME_VARIANTS, fold, fold_words, strip_accents
 
 LANGUAGES = ("fr", "en")
 
@@ -302,3 +304,50 @@ def test_a_partial_name_leak_is_a_leak(small) -> None:
     token = fold(last)
     assert all(r.caught for i, r in enumerate(result.spans)
                if i != index and token not in fold_words(r.span.text)), language
+
+
+# --- properties of the scorer (hypothesis) ---------------------------------------------------
+
+_CASE_STYLES = st.sampled_from(["upper", "lower", "title", "same", "swapcase"])
+
+
+def _restyle(text: str, case: str, accents: bool, hyphen: str) -> str:
+    out = text if accents else strip_accents(text)
+    out = {"upper": out.upper(), "lower": out.lower(), "title": out.title(),
+           "swapcase": out.swapcase()}.get(case, out)
+    return out.replace("-", hyphen)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), case=_CASE_STYLES, accents=st.booleans(),
+       hyphen=st.sampled_from(["-", " ", "  ", "\u2011"]))
+def test_any_case_accent_or_hyphen_variant_of_a_name_left_in_a_note_is_a_leak(
+        small, data: st.DataObject, case: str, accents: bool, hyphen: str) -> None:
+    """Whatever spelling of a name's token an output keeps, the scorer does not count the
+    name as caught."""
+    from tests.pseudonymize.corpus import evaluate_note
+
+    _, _, labels = small
+    candidates = [(n, i) for n in labels for i, s in enumerate(n.spans) if s.label == "NAME"]
+    note, index = data.draw(st.sampled_from(candidates))
+    tokens = [t for t in re.split(r"[\s.]+", note.spans[index].text) if len(fold(t)) >= 3]
+    leak = _restyle(data.draw(st.sampled_from(tokens)), case, accents, hyphen)
+    text = redact(note, 0, override={index: f"[NAME] {leak}"})
+    doc = {"date": note.note_date, "content": [{"attachment": {
+        "data": base64.b64encode(text.encode()).decode()}}]}
+    assert not evaluate_note(note, doc).spans[index].caught
+
+
+@settings(max_examples=200, deadline=None)
+@given(date=st.dates(dt.date(1990, 1, 1), dt.date(2030, 12, 31)),
+       offset=st.integers(-180, 180), lang=st.sampled_from(["fr", "en"]),
+       fmt=st.sampled_from(sorted({f for fs in FORMATS.values() for f in fs})))
+def test_a_correct_shift_is_always_among_the_accepted_renderings(
+        date: dt.date, offset: int, lang: str, fmt: str) -> None:
+    if fmt.endswith("no_year") and date.month == 2 and date.day == 29:
+        return
+    accepted = shifted_renderings(date, fmt, lang, offset)
+    assert render(date + dt.timedelta(days=offset), fmt, lang) in accepted
+    # and never the unshifted text, unless the shift cannot change it
+    if offset and fmt != "month_year":
+        assert render(date, fmt, lang) not in accepted or (offset % 365 == 0 and "no_year" in fmt)
