@@ -54,7 +54,10 @@ def scan_lake(root: Path, context: ScanContext, *, key: PseudonymKey | None = No
     )
     for name, path in tables:
         result.tables += 1
-        dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+        try:
+            dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+        except Exception as exc:  # deltalake raises its own and OS errors alike
+            raise PseudonymizeError(f"{path}: cannot read the Delta table ({exc})") from None
         columns = [
             f.name
             for f in dataset.schema
