@@ -109,7 +109,8 @@ def breakdown(compiler: CohortCompiler, cohort: CohortDefinition, dimensions: Se
     parts = [_dump(cohort, compiler), list(dimensions), age_band_years,
              measure.model_dump(mode="json", exclude_none=True) if measure else None, list(bounds)]
     public = bool(dimensions) and set(dimensions) <= PUBLIC_DIMENSIONS
-    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, public_keys=public,
+    # one row per patient: each patient is in exactly one cell
+    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, public_keys=public, cells_exact=True,
                          domain=tuple(_values(d, age_band_years) for d in dimensions) if public else None,
                          canonical=_canonical("breakdown", *parts))
 
@@ -125,14 +126,16 @@ def _values(dimension: str, band: int) -> tuple[str | None, ...]:
 
 
 def compare(compiler: CohortCompiler, a: CohortDefinition, b: CohortDefinition) -> AggregatePlan:
-    """Three disjoint cells: ``both``, ``only_a``, ``only_b``."""
-    in_a = exp.In(this=exp.column(PK, table="p"), query=exp.Subquery(this=compiler.patients(a)))
-    in_b = exp.In(this=exp.column(PK, table="p"), query=exp.Subquery(this=compiler.patients(b)))
+    """Three disjoint cells: ``both``, ``only_a``, ``only_b`` (the two cohorts, fully joined)."""
+    left = exp.Subquery(this=compiler.patients(a), alias=exp.TableAlias(this=exp.to_identifier("a")))
+    right = exp.Subquery(this=compiler.patients(b), alias=exp.TableAlias(this=exp.to_identifier("b")))
+    in_a, in_b = exp.column(PK, table="a").is_(exp.null()).not_(), exp.column(PK, table="b").is_(exp.null()).not_()
     part = exp.case().when(exp.and_(in_a, in_b), exp.Literal.string("both")) \
-        .when(in_a.copy(), exp.Literal.string("only_a")).when(in_b.copy(), exp.Literal.string("only_b"))
-    select = exp.select(exp.alias_(exp.column(PK, table="p"), PK)).from_(exp.table_("patient", db="gold", alias="p"))
-    select = _rows(select.where(exp.or_(in_a.copy(), in_b.copy())), [part])
-    return AggregatePlan(query=select, dimensions=("part",), statistics=(_PATIENTS,), public_keys=True,
+        .when(in_a.copy(), exp.Literal.string("only_a")).else_(exp.Literal.string("only_b"))
+    select = exp.select(exp.alias_(exp.func("coalesce", exp.column(PK, table="a"), exp.column(PK, table="b")), PK)).from_(left)
+    select = select.join(right, on=exp.EQ(this=exp.column(PK, table="a"), expression=exp.column(PK, table="b")),
+                         join_type="FULL OUTER", copy=False)
+    return AggregatePlan(query=_rows(select, [part]), dimensions=("part",), statistics=(_PATIENTS,), public_keys=True, cells_exact=True,
                          domain=(("both", "only_a", "only_b"),),
                          canonical=_canonical("compare", _dump(a, compiler), _dump(b, compiler)))
 

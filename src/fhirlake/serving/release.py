@@ -162,7 +162,8 @@ class Releaser:
             cells_bound = plan.cells_per_patient
         else:
             cells_bound = min(plan.cells_per_patient, self.policy.max_cells_per_patient)
-        frame, truncated = _bound_cells(frame, dims, cells_bound)
+        # a plan whose bound is exact (each patient in that many cells at most) needs no cut
+        frame, truncated = (frame, False) if plan.cells_exact else _bound_cells(frame, dims, cells_bound)
         # the patient counts (which decide what is shown) get the whole epsilon, or half of it
         # when other statistics share the call; those split the rest by weight
         others = sum(s.weight for s in plan.statistics if s.kind != "patients")
