@@ -301,12 +301,12 @@ class TextScrubber:
         if not spans:
             return []
         clinical = self.directory.clinical
-        terms = clinical.find(text)
+        terms: list[Span] = [(s, e, "", 0.0, None) for s, e in clinical.find(text)]
         kept: list[Span] = []
         for start, end, entity, score, found in spans:
             for line in _LINE_PART.finditer(text, start, end):
                 part = (line.start(), line.end(), entity, score, found)
-                if _overlaps(part, [(s, e, "", 0.0, None) for s, e in terms]):
+                if _overlaps(part, terms):
                     continue
                 if not clinical.allows(line.group()):
                     kept.append(part)
