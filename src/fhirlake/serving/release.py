@@ -223,7 +223,8 @@ def _noisy_statistic(stat: Statistic, exact: pl.DataFrame, budget: _Budget,
     if stat.kind in ("rows", "values"):
         name = "rows" if stat.kind == "rows" else f"n{stat.measure}"
         counted, scale = noisy_counts(exact[name].to_list(), sensitivity=cells * rows, epsilon=unit)
-        return [max(0, n) for n in counted], [NoiseInfo(statistic=stat.name, epsilon=unit, scale=scale)]
+        # a row count under the threshold is not shown either, even in a cell of enough patients
+        return [n if n >= threshold else None for n in counted], [NoiseInfo(statistic=stat.name, epsilon=unit, scale=scale)]
     assert stat.measure is not None and stat.bounds is not None
     low, high = stat.bounds
     largest = max(abs(low), abs(high))
