@@ -103,7 +103,22 @@ MISTAKES = [
     ("/jwt", {"issuer": "https://idp", "audience": "a", "jwks_url": "http://idp/certs"}, "/jwt/jwks_url", "https"),
     ("/jwt", {"issuer": "i", "audience": "a", "jwks_url": "https://idp/c", "algorithms": ["HS256"]}, "/jwt/algorithms/0", "asymmetric"),
     ("/version", 2, "/version", "only version 1"),
+    ("/clients/0/epsilon_per_day", 0, "/clients/0/epsilon_per_day", "positive number"),
+    ("/clients/0/epsilon_per_day", "lots", "/clients/0/epsilon_per_day", "positive number"),
 ]
+
+
+def test_a_client_has_its_own_privacy_budget(catalog: Any, tmp_path: Path) -> None:
+    from fhirlake.access.serve import AccessControl
+    from fhirlake.audit import AuditTrail
+
+    policy = parse_policy(_set(base(), "/clients/0/epsilon_per_day", 5), catalog=catalog)
+    assert policy.clients[0].grant.epsilon_per_day == 5.0 and policy.local.epsilon_per_day is None
+    control = AccessControl(load_policy(EXAMPLE, catalog=catalog), AuditTrail.for_lake(tmp_path / "lake", fsync=False))
+    try:
+        assert control.budgets() == {"partner-registry": 5.0}  # the example's; the others use the server's
+    finally:
+        control.close()
 
 
 @pytest.mark.parametrize(("path", "value", "pointer", "reason"), MISTAKES, ids=[m[2] + ":" + m[3] for m in MISTAKES])

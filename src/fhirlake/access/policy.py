@@ -93,6 +93,7 @@ class Grant:
     hidden: Mapping[str, frozenset[str]] = field(default_factory=dict)
     generalised: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     k: int = DEFAULT_K
+    epsilon_per_day: float | None = None  # the client's privacy budget per day (None: the server's)
 
     def allows_tool(self, tool: str) -> bool:
         """Whether the tool is in the client's scope."""
@@ -258,6 +259,11 @@ class _Parser:
             raise self.fail(pointer, f"k={value} is below the floor of {K_FLOOR} patients per cell")
         return value
 
+    def epsilon(self, value: Any, pointer: str) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            raise self.fail(pointer, f"must be a positive number, not {_kind(value) if not isinstance(value, int | float) else value}")
+        return float(value)
+
     def string(self, value: Any, pointer: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(pointer, f"must be a non-empty string, not {_kind(value)}")
@@ -418,6 +424,8 @@ class _Parser:
             hidden=self.hidden(node.get("hide", {}), f"{pointer}/hide"),
             generalised=self.generalised(node.get("generalise", {}), f"{pointer}/generalise"),
             k=self.k(node.get("k", self.default_k), f"{pointer}/k"),
+            epsilon_per_day=self.epsilon(node["epsilon_per_day"], f"{pointer}/epsilon_per_day")
+            if node.get("epsilon_per_day") is not None else None,
         )
 
     def scope(self, value: Any, pointer: str) -> frozenset[str] | None:
@@ -477,7 +485,7 @@ class _Parser:
         return result
 
 
-_GRANT_KEYS = ("tools", "views", "tenant", "cohort", "hide", "generalise", "k")
+_GRANT_KEYS = ("tools", "views", "tenant", "cohort", "hide", "generalise", "k", "epsilon_per_day")
 
 
 def _kind(value: Any) -> str:

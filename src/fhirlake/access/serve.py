@@ -81,6 +81,11 @@ class AccessControl:
         policy = load_policy(policy_path, catalog=library_catalog())
         return cls(policy, AuditTrail.for_lake(lake, log_path=log_path), transport=transport)
 
+    def budgets(self) -> dict[str, float]:
+        """Each client's own privacy budget per day, where its grant sets one (the local user as ``local``)."""
+        grants = [(LOCAL_USER, self.policy.local), *((client.id, client.grant) for client in self.policy.clients)]
+        return {client: grant.epsilon_per_day for client, grant in grants if grant.epsilon_per_day is not None}
+
     @property
     def k(self) -> int:
         """The server's minimum cell size: the largest ``k`` any grant asks for."""

@@ -67,8 +67,9 @@ def mcp_command(lake: Path | None, transport: str, host: str, port: int, http_pa
         k = max(k or 0, control.k)
     policy = SuppressionPolicy(k) if k is not None else SuppressionPolicy()
     reader = GoldReader(lake, timeout_seconds=timeout, connections=connections, memory_limit=memory_limit)
-    service = CohortService(reader, policy=policy, state_dir=state_dir,
-                            privacy=PrivacyPolicy(epsilon_per_call=epsilon_per_call, epsilon_per_day=epsilon_per_day))
+    budgets = control.budgets() if control is not None else {}
+    service = CohortService(reader, policy=policy, state_dir=state_dir, privacy=PrivacyPolicy(
+        epsilon_per_call=epsilon_per_call, epsilon_per_day=epsilon_per_day, budgets=budgets))
 
     def record(call: CallRecord) -> None:  # the audit is always on, with or without a policy
         trail.record(call_entry(call, mode, policy=None))

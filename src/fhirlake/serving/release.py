@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -60,7 +60,8 @@ class PrivacyPolicy:
     """How much each answer may reveal.
 
     ``epsilon_per_call``: what one new answer spends (split over its statistics);
-    ``epsilon_per_day``: each client's budget per UTC day; ``max_cells_per_patient`` and
+    ``epsilon_per_day``: each client's budget per UTC day (``budgets``: a client's own, from the
+    access policy); ``max_cells_per_patient`` and
     ``max_rows_per_patient``: contribution bounds; ``delta``: the chance that a cell holding
     one patient shows at all (sets the display threshold when the noise is wide).
     """
@@ -70,10 +71,11 @@ class PrivacyPolicy:
     max_cells_per_patient: int = 8
     max_rows_per_patient: int = 10
     delta: float = 1e-5
+    budgets: Mapping[str, float] = field(default_factory=dict)  # a client's own budget per day (access policy)
 
     def __post_init__(self) -> None:
-        if not 0 < self.epsilon_per_call <= self.epsilon_per_day:
-            raise ConfigurationError("epsilon per call must be positive and at most the budget per day")
+        if not 0 < self.epsilon_per_call <= min([self.epsilon_per_day, *self.budgets.values()]):
+            raise ConfigurationError("epsilon per call must be positive and at most every budget per day")
         if self.max_cells_per_patient < 1 or self.max_rows_per_patient < 1:
             raise ConfigurationError("contribution bounds must be at least 1")
         if not 0 < self.delta < 0.01:
@@ -119,8 +121,12 @@ class Releaser:
         self.policy = policy
         self.k = k
 
+    def limit(self, client: str) -> float:
+        """``client``'s budget per period."""
+        return self.policy.budgets.get(client, self.policy.epsilon_per_day)
+
     def budget_left(self, client: str) -> Spend:
-        return self.ledger.left(client, self.policy.epsilon_per_day)
+        return self.ledger.left(client, self.limit(client))
 
     def release(self, client: str, tool: str, plan: AggregatePlan, scope: DataScope, *,
                 restriction: exp.Query | None, sql: list[str]) -> tuple[ReleasedTable, PrivacyInfo]:
@@ -131,7 +137,7 @@ class Releaser:
             table = ReleasedTable.model_validate_json(earlier)
             left = self.budget_left(client)
             return table, PrivacyInfo(epsilon=0.0, epsilon_left=left.left, period=left.period, cached=True, noise=table.noise)
-        spend = self.ledger.reserve(client, self.policy.epsilon_per_call, limit=self.policy.epsilon_per_day)
+        spend = self.ledger.reserve(client, self.policy.epsilon_per_call, limit=self.limit(client))
         try:
             result = self.reader.run(plan.query, scope, restriction=restriction)
             sql.append(result.sql)
