@@ -159,6 +159,14 @@ def test_cli(exports: Exports, views: Path, tmp_path: Path, capsys: pytest.Captu
     assert "nothing to compact" in capsys.readouterr().out
     assert main(["sql", "SELECT * FROM nope", "--lake", root]) == 2
     assert "fhirlake: error:" in capsys.readouterr().err
+    # exact answers are for trusted users, under audit: each query is in the lake's audit log
+    from fhirlake.audit import read_entries, verify_log
+
+    log = Path(root) / "_fhirlake" / "audit.jsonl"
+    verify_log(log)
+    entries = [entry for _, entry in read_entries(log) if entry and entry.get("event") == "sql"]
+    assert [(e["sql"], e["decision"], e["rows"]) for e in entries] == [
+        (["SELECT count(*) AS n FROM gold.patient"], "allowed", 1), (["SELECT * FROM nope"], "error", None)]
 
 
 def test_view_query_runs_a_view_over_any_relation() -> None:

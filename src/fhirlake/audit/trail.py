@@ -23,7 +23,7 @@ from fhirlake.audit.table import AuditTable
 if TYPE_CHECKING:
     from fhirlake.mcp_server.context import CallRecord
 
-__all__ = ["LOG_ENV", "AuditTrail", "call_entry", "default_log_path", "default_table_path", "lake_root"]
+__all__ = ["LOG_ENV", "AuditTrail", "audit_trusted_sql", "call_entry", "default_log_path", "default_table_path", "lake_root"]
 
 LOG_ENV = "FHIRLAKE_AUDIT_LOG"
 _log = logging.getLogger(__name__)
@@ -63,6 +63,20 @@ def call_entry(record: CallRecord, transport: str, *, policy: str | None) -> dic
         "duration_ms": round(record.duration_ms, 3),
         "policy": policy,
     }
+
+
+def audit_trusted_sql(lake_path: str | Path, query: str, *, rows: int | None, error: str | None) -> None:
+    """One audit entry for an exact query of a trusted user (``fhirlake sql``): who (the OS
+    user), the SQL, the rows returned or the error kind; never a value. Appended to the lake's
+    audit log (``$FHIRLAKE_AUDIT_LOG``, else ``<lake>/_fhirlake/audit.jsonl``)."""
+    import getpass
+
+    log = AuditLog(default_log_path(lake_path))
+    try:
+        log.append({"event": "sql", "transport": "cli", "client": getpass.getuser(), "sql": [query],
+                    "decision": "error" if error else "allowed", "reason": error, "rows": rows})
+    finally:
+        log.close()
 
 
 class AuditTrail:

@@ -101,10 +101,23 @@ def status_command(root: str | None) -> None:
 @click.option("--max-rows", default=50, show_default=True, help="Rows to print.")
 @_LAKE
 def sql_command(query: str, as_of: str | None, max_rows: int, root: str | None) -> None:
-    """Run a SQL QUERY on the lake's catalog (gold.*, silver.*, fhirlake.*) and print the result."""
+    """Run a SQL QUERY on the lake's catalog (gold.*, silver.*, fhirlake.*) and print the result.
+
+    Exact answers for a trusted user: every query is written to the lake's audit log (who, the
+    SQL, the rows returned; never a value)."""
     import polars as pl
 
+    from fhirlake.audit.trail import audit_trusted_sql
+
     with connect(root, as_of=as_of) as lake:
-        frame = lake.sql(query)
+        local = lake.storage.local
+        try:
+            frame = lake.sql(query)
+        except Exception as exc:
+            if local:
+                audit_trusted_sql(lake.storage.root, query, rows=None, error=type(exc).__name__)
+            raise
+        if local:
+            audit_trusted_sql(lake.storage.root, query, rows=frame.height, error=None)
     with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
         click.echo(frame)
