@@ -39,9 +39,9 @@ from fhirlake.serving.answers import (
     ViewsAnswer,
     ViewSummary,
 )
-from fhirlake.serving.catalog import GoldCatalog
+from fhirlake.serving.catalog import ColumnInfo, GoldCatalog
 from fhirlake.serving.errors import QueryRefused, UnknownCohortError
-from fhirlake.serving.grammar import compile_sql
+from fhirlake.serving.grammar import PER_PATIENT_VIEWS, compile_sql
 from fhirlake.serving.ledger import PrivacyLedger
 from fhirlake.serving.plan import AggregatePlan
 from fhirlake.serving.reader import GoldReader
@@ -53,6 +53,8 @@ __all__ = ["CohortService", "Trace"]
 
 SHARED = "*"
 _MAX_SQL_ROWS = 1000
+_LOW_CARDINALITY = 25
+_LISTED_ROW_COLUMNS = 4  # value lists of a view with many rows per patient
 STATE_FOLDER = "_fhirlake/serving"
 
 
@@ -147,7 +149,8 @@ class CohortService:
             raise QueryRefused(f"unknown view {view!r}: list_views shows the views you can query")
         hidden = scope.hidden(view)
         columns = [c for c in info.columns if c.name not in hidden]
-        described = [c for c in columns if c.role is not None and c.role.role == "dimension" and c.type in ("VARCHAR", "BOOLEAN")]
+        candidates = [c for c in columns if c.role is not None and c.role.role == "dimension" and c.type in ("VARCHAR", "BOOLEAN")]
+        described = self._low_cardinality(view, candidates, scope, trace)
         plan = cohort_plans.column_values(info, described)
         table, privacy = self._release(client, "describe_view", plan, scope, trace)
         values: dict[str, list[ValueCount]] = {}
@@ -168,6 +171,21 @@ class CohortService:
                    for c in columns]
         return ViewDescription(name=view, description=info.description, freshness=self.freshness(), patients=patients,
                                columns=answers, note=self._note(suppressed or patients.suppressed, table), privacy=privacy)
+
+    def _low_cardinality(self, view: str, columns: list[ColumnInfo], scope: DataScope, trace: Trace) -> list[ColumnInfo]:
+        """The columns with few distinct values (at most 25, approximately): those worth listing.
+        Which columns qualify is a property of the column's vocabulary, never shown as a count."""
+        if not columns:
+            return []
+        stats = exp.select(*[exp.func("approx_count_distinct", exp.column(c.name, quoted=True)).as_(f"c{i}")
+                             for i, c in enumerate(columns)]).from_(exp.table_(view, db="gold"))
+        result = self.reader.run(stats, scope, restriction=self._restriction(scope))
+        trace.sql.append(result.sql)
+        row = result.table.to_pylist()[0]
+        few = sorted((int(row[f"c{i}"] or 0), i) for i in range(len(columns)) if int(row[f"c{i}"] or 0) <= _LOW_CARDINALITY)
+        if view not in PER_PATIENT_VIEWS:  # a scan of (patient, value) pairs per column: the fewest-valued ones only
+            few = few[:_LISTED_ROW_COLUMNS]
+        return [columns[i] for _, i in sorted(few, key=lambda pair: pair[1])]
 
     def search_codes(self, client: str, text: str, scope: DataScope, trace: Trace, *, limit: int = 25) -> CodeSearchAnswer:
         """Codes present in the lake whose display contains ``text`` (case-insensitive), with noisy patient counts."""
