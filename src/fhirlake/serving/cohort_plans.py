@@ -109,8 +109,9 @@ def breakdown(compiler: CohortCompiler, cohort: CohortDefinition, dimensions: Se
     parts = [_dump(cohort, compiler), list(dimensions), age_band_years,
              measure.model_dump(mode="json", exclude_none=True) if measure else None, list(bounds)]
     public = bool(dimensions) and set(dimensions) <= PUBLIC_DIMENSIONS
-    # one row per patient: each patient is in exactly one cell
-    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, public_keys=public, cells_exact=True,
+    # one row per patient: each patient is in exactly one cell; the known values of sex, age band
+    # and deceased are listed always (an unknown value, e.g. no sex recorded, only when it is shown)
+    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, cells_exact=True,
                          domain=tuple(_values(d, age_band_years) for d in dimensions) if public else None,
                          canonical=_canonical("breakdown", *parts))
 
@@ -118,11 +119,11 @@ def breakdown(compiler: CohortCompiler, cohort: CohortDefinition, dimensions: Se
 def _values(dimension: str, band: int) -> tuple[str | None, ...]:
     """Every value a public breakdown dimension can take (as the compiler writes them)."""
     if dimension == "sex":
-        return ("female", "male", "other", "unknown", None)
+        return ("female", "male")
     if dimension == "deceased":
         return ("false", "true")
     top = (90 // band) * band
-    return (*(f"{low}-{low + band - 1}" for low in range(0, top, band)), f"{top}+", None)
+    return (*(f"{low}-{low + band - 1}" for low in range(0, top, band)), f"{top}+")
 
 
 def compare(compiler: CohortCompiler, a: CohortDefinition, b: CohortDefinition) -> AggregatePlan:

@@ -183,16 +183,25 @@ class Releaser:
         counted, scale = noisy_counts(exact["patients"].to_list(), sensitivity=cells_bound, epsilon=counts_epsilon)
         patients = [max(0, n) for n in counted]
         noise.append(NoiseInfo(statistic="patients", epsilon=counts_epsilon, scale=scale))
-        threshold = self._threshold(scale, keyed=bool(dims) and not plan.public_keys)
         keys = [tuple(_text(v) for v in row) for row in exact.select(dims).rows()] if dims else [()]
         counts = dict(zip(keys, patients, strict=True))
-        primary = {key for key, n in counts.items() if n < threshold}
-        hidden = secondary_suppression(counts, threshold) if dims else primary
+        # a cell's key is public when it is known without the data (a sex, an age band, a view,
+        # a part of a comparison): listed always, shown from k; other keys come from the data (a
+        # code, a region): shown from a threshold that keeps a one-patient cell out (delta)
+        public = set(counts) if plan.public_keys or not dims else _domain_keys(plan.domain)
+        keyed_threshold = self._threshold(scale, keyed=True)
+        threshold = self.k if public >= set(counts) else keyed_threshold
+
+        def floor(key: tuple[str | None, ...]) -> int:
+            return self.k if key in public else keyed_threshold
+
+        primary = {key for key, n in counts.items() if n < floor(key)}
+        hidden = secondary_suppression(counts, self.k, hidden=primary) if dims else primary
         values = [patients if stat.kind == "patients" else self._statistic(stat, exact, budget, threshold, noise)
                   for stat in plan.statistics]
-        # a cell whose key comes from the data and whose count is under the threshold is left out
+        # a cell whose key comes from the data and whose count is under its threshold is left out
         # altogether: listing it, or counting such cells, would say that someone is there
-        listed = hidden - primary if dims and not plan.public_keys else hidden
+        listed = hidden - {key for key in primary if key not in public}
         cells = []
         for i, key in enumerate(keys):
             shown = key not in hidden
@@ -200,7 +209,7 @@ class Releaser:
                 continue
             cells.append(ReleasedCell(
                 key=list(key), noisy=counts[key], patients=counts[key] if shown else None,
-                hidden=None if shown else (f"<{threshold}" if key in primary else "suppressed"),
+                hidden=None if shown else (f"<{floor(key)}" if key in primary else "suppressed"),
                 values=[column[i] if shown else None for column in values]))
         return ReleasedTable(dimensions=list(plan.dimensions), cells=cells, total=sum(patients), threshold=threshold,
                              suppressed=len(listed), truncated=truncated, noise=noise)
@@ -276,14 +285,22 @@ def _bound_cells(frame: pl.DataFrame, dims: list[str], bound: int) -> tuple[pl.D
     return kept, True
 
 
+def _domain_keys(domain: Sequence[Sequence[str | None]] | None) -> set[tuple[str | None, ...]]:
+    """Every key of a product of per-dimension values (none without a domain)."""
+    keys: set[tuple[str | None, ...]] = {()} if domain is not None else set()
+    for values in domain or ():
+        keys = {(*key, value) for key in keys for value in values}
+    return keys
+
+
 def _with_domain(exact: pl.DataFrame, dims: list[str], domain: Sequence[Sequence[str | None]]) -> pl.DataFrame:
-    """``exact`` with a row for every key of ``domain`` (the product of each dimension's known
+    """``exact`` with a row for every key of ``domain`` too (the product of each dimension's known
     values), empty cells counted as zero: an empty cell is noised and shown like any other, so
     whether a cell exists reveals nothing."""
     keys = pl.DataFrame({dims[0]: pl.Series(list(domain[0]), dtype=pl.Utf8)})
     for name, values in zip(dims[1:], domain[1:], strict=True):
         keys = keys.join(pl.DataFrame({name: pl.Series(list(values), dtype=pl.Utf8)}), how="cross")
-    joined = keys.join(exact, on=dims, how="left", nulls_equal=True)
+    joined = keys.join(exact, on=dims, how="full", coalesce=True, nulls_equal=True)  # and the cells outside it
     fills = []
     for name, dtype in joined.schema.items():
         if name in dims:

@@ -56,9 +56,10 @@ class SuppressionPolicy:
         return Count(count=n, shown=str(n), suppressed=False)
 
 
-def secondary_suppression(cells: Mapping[_Key, int], k: int) -> set[_Key]:
-    """The cells to hide in a table of ``cells`` (key tuple → count): primary and secondary."""
-    hidden = {key for key, n in cells.items() if n < k}
+def secondary_suppression(cells: Mapping[_Key, int], k: int, *, hidden: set[_Key] | None = None) -> set[_Key]:
+    """The cells to hide in a table of ``cells`` (key tuple → count): primary (under ``k``, or
+    the given ``hidden``) and secondary."""
+    hidden = {key for key, n in cells.items() if n < k} if hidden is None else set(hidden)
     if not hidden:
         return hidden
     width = len(next(iter(cells)))
