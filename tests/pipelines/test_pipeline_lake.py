@@ -29,8 +29,10 @@ def test_pipeline_lake_holds_both_sources_pseudonymised(pipeline_lake: Path) -> 
 def test_pipeline_lake_gold_carries_no_raw_patient_ids(pipeline_lake: Path) -> None:
     raw_ids = set()
     for site in ("site-a", "site-b"):
-        for line in (pipeline_lake / "_demo" / "hospitals" / site / "Patient.ndjson").read_text().splitlines():
-            raw_ids.add(json.loads(line)["id"])
+        for export in sorted((pipeline_lake / "_demo" / "drop" / site).glob("*/Patient.ndjson")):  # the demo's raw batches
+            for line in export.read_text().splitlines():
+                raw_ids.add(json.loads(line)["id"])
+    assert len(raw_ids) == 24
     with fhirlake.connect(pipeline_lake) as lake:
         gold_ids = set(lake.sql("SELECT patient_id FROM gold.patient")["patient_id"])
     assert len(gold_ids) == 24
