@@ -13,7 +13,7 @@ Modules, one job each: ``policy`` (model and parser), ``fhirtypes`` (element typ
 ``dates``, ``generalize``, ``keys``, ``patients`` (compartment, what the export names),
 ``terms``, ``persons`` (names however written), ``clinical`` (allow-list), ``textdates``
 (dates in text), ``patterns`` (identifiers, phones, addresses), ``ner`` (spaCy, NER only),
-``text`` (the free-text pass), ``recognizers``, ``reader``, ``pipeline`` (processes),
+``presidio`` (Presidio's recognizers on the NER pass's Docs), ``text`` (the free-text pass), ``recognizers``, ``reader``, ``pipeline`` (processes),
 ``report``, ``audit`` (policy vs the R4 registry), ``scan`` and ``lakescan`` (leak scans),
 ``cli``.
 """

@@ -5,24 +5,34 @@ else may cost as much. So each model is loaded with every pipe but ``ner`` exclu
 English and French small models give their NER its own token-to-vector layer, so tagger,
 parser, lemmatizer and morphologizer change nothing it finds), texts go to ``nlp.pipe`` in
 batches, and only entity labels that name people, places and organisations are kept. Dates,
-numbers and identifiers are found by rules (``textdates``, ``patterns``), not by the model.
+numbers and identifiers are found by rules (``textdates``, ``patterns``) and by Presidio's
+recognizers, which are given the same Doc (``presidio``), not by the model.
 
-The models and the label mapping come from the analyzer file the policy names
-(``anonymization/presidio-analyzer.yaml``, in Presidio's format so the same file still drives
-Presidio where one is used). Models are PyPI packages or folders: nothing is downloaded.
+The models, the label mapping and Presidio's recognizers come from the analyzer file the
+policy names (``anonymization/presidio-analyzer.yaml``, in Presidio's format). Models are
+PyPI packages or folders: nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from fhirlake.pseudonymize.errors import PolicyError
+
+# Presidio registers a spaCy factory, so loading any spaCy model imports presidio_analyzer and,
+# through its EmailRecognizer, tldextract, whose module-level extractor reads this once and
+# would otherwise fetch the public suffix list from the network: it uses its own snapshot.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+if TYPE_CHECKING:
+    from fhirlake.pseudonymize.presidio import PresidioEngine
 
 __all__ = ["NerModels", "NerSettings", "guess_language", "load_ner_settings"]
 
@@ -59,6 +69,7 @@ class NerSettings:
     mapping: dict[str, str]  # model label -> entity type (PER -> PERSON)
     path: Path
     scores: dict[str, float] = field(default_factory=dict)  # entity type -> score
+    presidio: bool = False  # the file lists Presidio recognizers (``recognizer_registry``)
 
 
 def load_ner_settings(path: Path) -> NerSettings:
@@ -105,8 +116,12 @@ def load_ner_settings(path: Path) -> NerSettings:
     kept = {
         str(k): str(v) for k, v in mapping.items() if v in _NAMED and scores[str(v)] >= threshold
     }
-    return NerSettings(models, kept, path, scores)
+    return NerSettings(
+        models, kept, path, scores, isinstance(conf.get("recognizer_registry"), dict)
+    )
 
+
+Finding = tuple[int, int, str, float]  # (start, end, entity type, score)
 
 # Entity types the model is trusted for; dates and numbers are left to the rules
 _NAMED = frozenset({"PERSON", "LOCATION", "ORGANIZATION"})
@@ -114,12 +129,18 @@ _SCORES = {"PERSON": 0.85, "LOCATION": 0.85, "ORGANIZATION": 0.4}
 
 
 class NerModels:
-    """The loaded models of one process: ``entities`` runs a batch of texts of one language."""
+    """The loaded models of one process: ``analyse`` runs a batch of texts of one language.
+
+    Each text goes through its spaCy pipeline once (``nlp.pipe``); the same Doc gives the
+    named entities and, when the analyzer file lists recognizers, Presidio's findings
+    (:mod:`fhirlake.pseudonymize.presidio`).
+    """
 
     def __init__(self, settings: NerSettings) -> None:
         self.settings = settings
         self.languages = frozenset(settings.models)
         self._nlp: dict[str, Any] = {}
+        self._presidio: PresidioEngine | None = None
 
     def model(self, language: str) -> Any:
         """The spaCy pipeline of a language, NER only (loaded on first use, then kept)."""
@@ -136,24 +157,42 @@ class NerModels:
             self._nlp[language] = nlp
         return nlp
 
+    def presidio(self) -> PresidioEngine | None:
+        """Presidio's engine over these pipelines (built on first use), if the file has one."""
+        if self._presidio is None and self.settings.presidio:
+            from fhirlake.pseudonymize.presidio import PresidioEngine
+
+            self._presidio = PresidioEngine.from_file(self.settings.path, self._nlp)
+        return self._presidio
+
     def load_all(self) -> None:
-        """Load every model now (in the parent, before worker processes fork)."""
+        """Load every model and Presidio now (in the parent, before worker processes fork)."""
         for language in self.settings.models:
             self.model(language)
+        presidio = self.presidio()
+        if presidio is not None:
+            presidio.warm_up()
 
-    def entities(
+    def analyse(
         self, language: str, texts: list[str], batch_size: int
-    ) -> Iterator[list[tuple[int, int, str, float]]]:
-        """(start, end, entity type, score) of each text's named entities, in order."""
+    ) -> Iterator[tuple[list[Finding], list[Finding]]]:
+        """Per text, in order: its named entities and Presidio's findings.
+
+        Each is a list of (start, end, entity type, score).
+        """
         mapping = self.settings.mapping
-        for doc in self.model(language).pipe(texts, batch_size=batch_size):
-            yield [
-                (
-                    e.start_char,
-                    e.end_char,
-                    mapping[e.label_],
-                    self.settings.scores[mapping[e.label_]],
-                )
+        scores = self.settings.scores
+        presidio = self.presidio()
+        docs = self.model(language).pipe(texts, batch_size=batch_size)
+        for text, doc in zip(texts, docs, strict=True):
+            named = [
+                (e.start_char, e.end_char, mapping[e.label_], scores[mapping[e.label_]])
                 for e in doc.ents
                 if e.label_ in mapping
             ]
+            yield named, ([] if presidio is None else presidio.analyze(doc, language, text))
+
+    def entities(self, language: str, texts: list[str], batch_size: int) -> Iterator[list[Finding]]:
+        """(start, end, entity type, score) of each text's named entities, in order."""
+        for named, _ in self.analyse(language, texts, batch_size):
+            yield named

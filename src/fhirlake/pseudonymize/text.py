@@ -4,7 +4,8 @@ For every text element of a batch of resources (:class:`~fhirlake.pseudonymize.r
 
 1. **Analysis, once per distinct text** (cached by a hash of language and text): the spaCy
    NER pass (``ner``: PERSON, LOCATION, ORGANIZATION, with the NER pipe alone, in batches),
-   the patterns (``patterns``: e-mails, phones, NIR, identifiers by shape and label, street
+   Presidio's recognizers on the same Doc (``presidio``: e-mail, phone, IBAN, credit card, IP,
+   URL, SSN, NIR, MRN, as the analyzer file lists them), the patterns (``patterns``: e-mails, phones, NIR, identifiers by shape and label, street
    addresses, names after a title) and the dates (``textdates``). The language is the text's
    own (its function words), else the patient's, else the policy's default.
 2. **The export's deny-lists**, per text: every person the export names (``persons``: the
@@ -61,6 +62,8 @@ _PATTERN_SCORES = {
     "LOCATION": 0.8,
     "IDENTIFIER": 0.7,
 }
+# Presidio's entity types named as fhirlake's own (the others keep Presidio's name)
+_PRESIDIO_TYPES = {"MEDICAL_RECORD_NUMBER": "IDENTIFIER"}
 _TAG = re.compile(r"<[^>]*>")
 _LINE_PART = re.compile(r"[^\W_](?:[^\n]*[^\W_])?")  # a span's part on one line, trimmed
 
@@ -255,11 +258,14 @@ class TextScrubber:
         """NER on a batch of texts of one language, and the rules on each."""
         self.stats.analysed += len(texts)
         model = language if language in self.languages else self.settings.default_language
-        found = self.models.entities(model, texts, self.settings.batch_size)
+        found = self.models.analyse(model, texts, self.settings.batch_size)
         out = []
-        for text, entities in zip(texts, found, strict=True):
+        for text, (entities, presidio) in zip(texts, found, strict=True):
             patterns = tuple(
                 (s, e, kind, _PATTERN_SCORES[kind], None) for s, e, kind in find_patterns(text)
+            ) + tuple(
+                (s, e, _PRESIDIO_TYPES.get(kind, kind), score, None)
+                for s, e, kind, score in presidio
             )
             ages = tuple(
                 (m.start("age"), m.end("age"), int(m.group("age")))
