@@ -20,6 +20,7 @@ Names and places are taken from the Doc by :class:`~fhirlake.pseudonymize.ner.Ne
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from pathlib import Path
@@ -79,8 +80,11 @@ class FrNirRecognizer(PatternRecognizer):
         return nir_key_is_valid(pattern_text)
 
 
-# Where a phone number can be: a run of digits and separators holding seven digits or more
+# Where a phone number can be: a run of digits and separators holding seven digits or more,
+# that is not a numeric date (08/04/2024, 2024-04-08)
 _PHONE_WINDOW = re.compile(r"(?<!\w)[+(]?\d[\d \t\u00a0().\-/]{5,}\d(?!\w)")
+_NUMERIC_DATE = re.compile(r"\d{1,4}([/.-])\d{1,2}\1\d{2,4}")
+_APART = "\n|\n"  # no phone number runs across this
 
 
 class LanguagePhoneRecognizer(PhoneRecognizer):
@@ -90,8 +94,8 @@ class LanguagePhoneRecognizer(PhoneRecognizer):
     and ``phonenumbers`` parses every number it meets (doses, years, blood pressures): most of
     the cost of all recognizers together. Here a French note is checked against the French
     plan and an English one against the North American plan (US and Canada share it), and
-    ``phonenumbers`` sees only the runs of digits long enough to be a number, the rest of the
-    text blanked out (offsets unchanged). International numbers are found by fhirlake's own
+    ``phonenumbers`` sees only the runs of digits long enough to be a number (not the dates),
+    each apart, and its findings are moved back to their place in the text. International numbers are found by fhirlake's own
     patterns either way.
     """
 
@@ -115,21 +119,29 @@ class LanguagePhoneRecognizer(PhoneRecognizer):
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
-        parts: list[str] = []
-        position = 0
-        for m in _PHONE_WINDOW.finditer(text):
-            if sum(c.isdigit() for c in m.group()) >= 7:
-                parts.append(" " * (m.start() - position))
-                parts.append(m.group())
-                position = m.end()
-        if not parts:
+        windows = [
+            (m.start(), m.group())
+            for m in _PHONE_WINDOW.finditer(text)
+            if sum(c.isdigit() for c in m.group()) >= 7 and not _NUMERIC_DATE.fullmatch(m.group())
+        ]
+        if not windows:
             return []
-        parts.append(" " * (len(text) - position))
+        # the windows alone, apart, then each finding moved back to its place in the text
+        starts: list[int] = []
+        position = 0
+        for _, window in windows:
+            starts.append(position)
+            position += len(window) + len(_APART)
         results: list[RecognizerResult] = super().analyze(
-            "".join(parts),
+            _APART.join(w for _, w in windows),
             entities,
             nlp_artifacts,  # type: ignore[arg-type]  # Presidio annotates it without None
         )
+        for result in results:
+            i = bisect.bisect_right(starts, result.start) - 1
+            shift = windows[i][0] - starts[i]
+            result.start += shift
+            result.end += shift
         return results
 
 
