@@ -93,6 +93,7 @@ def test_the_printed_dagster_command_runs_a_source(tmp_path: Path) -> None:
     """The environment of the printed command (as a shell expands it) loads the code location
     with the demo's sites as file sources, and a run of one succeeds with the demo's key."""
     import dagster as dg
+
     from fhirlake_pipelines.definitions import build_definitions
     from fhirlake_pipelines.run import run_sources
     from fhirlake_pipelines.settings import PipelineSettings

@@ -240,13 +240,12 @@ def build_demo_lake(
     redacts free text instead of running Presidio (faster; for tests of the plumbing).
     ``save_key`` keeps ``key`` in ``<lake>/_demo/pseudonym.key`` for the Dagster UI.
     """
+    from fhirlake.bulk import load_sources
+    from fhirlake.synth import generate
     from fhirlake_pipelines.definitions import build_definitions
     from fhirlake_pipelines.defs.resources import PseudonymizerResource
     from fhirlake_pipelines.run import SourceRun, run_sources
     from fhirlake_pipelines.settings import PipelineSettings
-
-    from fhirlake.bulk import load_sources
-    from fhirlake.synth import generate
 
     stages = _Stages(console)
     check = interrupt.check if interrupt is not None else (lambda error=None: None)
@@ -380,6 +379,7 @@ def _dagster_instance(home: Path) -> dg.DagsterInstance:
     """
     import dagster as dg
     import yaml
+
     from fhirlake_pipelines.settings import PROJECT_ROOT
 
     home.mkdir(parents=True, exist_ok=True)

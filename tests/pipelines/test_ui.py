@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from fhirlake_pipelines.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
