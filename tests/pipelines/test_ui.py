@@ -53,7 +53,7 @@ def test_asset_graph_lists_the_assets(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home), "FHIRLAKE_LAKE": str(tmp_path / "lake")}
     webserver = Path(sys.executable).with_name("dagster-webserver")
     process = subprocess.Popen(
-        [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"],
+        [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-m", "fhirlake_pipelines.definitions"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
