@@ -66,6 +66,11 @@ _PATTERN_SCORES = {
 _PRESIDIO_TYPES = {"MEDICAL_RECORD_NUMBER": "IDENTIFIER"}
 _TAG = re.compile(r"<[^>]*>")
 _LINE_PART = re.compile(r"[^\W_](?:[^\n]*[^\W_])?")  # a span's part on one line, trimmed
+# a capitalised word right before or after a person NER found ("Cécile" of "Cécile Hamon" when only
+# "Hamon" was tagged): the small models often tag half of a name
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]{2,}(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+)?|[A-ZÀ-ÖØ-Þ]{3,}(?:-[A-ZÀ-ÖØ-Þ]{2,})?"
+_WORD_BEFORE = re.compile(rf"(?:^|(?<=[\s(\[\"«]))({_NAME_WORD})[ \t]+$")
+_WORD_AFTER = re.compile(rf"[ \t]+({_NAME_WORD})(?=$|[\s,.;:)\]\"»])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +320,23 @@ class TextScrubber:
                 if _overlaps(part, terms):
                     continue
                 if not clinical.allows(line.group()):
-                    kept.append(part)
+                    kept.append(self._whole_name(text, part, terms) if entity == "PERSON" else part)
         return kept
+
+    def _whole_name(self, text: str, part: Span, terms: list[Span]) -> Span:
+        """``part`` (a person) grown over one capitalised word right before and after it on the
+        same line, unless that word is clinical vocabulary."""
+        start, end, entity, score, found = part
+        clinical = self.directory.clinical
+        before = _WORD_BEFORE.search(text, max(0, start - 40), start)
+        if before is not None and not clinical.allows(before.group(1)) \
+                and not _overlaps((before.start(1), start, "", 0.0, None), terms):
+            start = before.start(1)
+        after = _WORD_AFTER.match(text, end, min(len(text), end + 40))
+        if after is not None and not clinical.allows(after.group(1)) \
+                and not _overlaps((end, after.end(1), "", 0.0, None), terms):
+            end = after.end(1)
+        return (start, end, entity, score, found)
 
     def _deny(self, slot: TextSlot, text: str) -> list[Span]:
         found: list[Span] = []
