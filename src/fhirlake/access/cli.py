@@ -6,10 +6,6 @@ from pathlib import Path
 
 import click
 
-from fhirlake.access.catalog import library_catalog
-from fhirlake.access.policy import load_policy
-from fhirlake.access.tokens import mint_token, token_sha256
-
 __all__ = ["access_group"]
 
 
@@ -25,6 +21,8 @@ def token_command(client_id: str) -> None:
 
     The token is printed once, on stdout, and is not stored anywhere.
     """
+    from fhirlake.access.tokens import mint_token, token_sha256
+
     token = mint_token()
     click.echo(f"token (give it to the client, once):  {token}")
     click.echo("policy entry (only the hash is stored):")
@@ -36,6 +34,9 @@ def token_command(client_id: str) -> None:
 @click.argument("policy", type=click.Path(dir_okay=False, path_type=Path))
 def check_command(policy: Path) -> None:
     """Validate an access policy against the view library; print a summary or the first error."""
+    from fhirlake.access.catalog import library_catalog
+    from fhirlake.access.policy import load_policy
+
     parsed = load_policy(policy, catalog=library_catalog())
     tenants = ", ".join(f"{name} ({len(sources)} sources)" for name, sources in parsed.tenants.items()) or "none"
     click.echo(f"{policy}: ok: {len(parsed.clients)} clients; tenants: {tenants}; sha256 {parsed.sha256[:16]}…")
