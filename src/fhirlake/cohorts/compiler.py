@@ -207,7 +207,7 @@ class CohortCompiler:
     ) -> exp.Select:
         """One row per patient of the cohort: ``__fl_pk, dims..., v`` (``v`` the measure's value, or null).
 
-        The caller counts the keys (the cohort's size, for the differencing guard) and aggregates
+        The caller (the release, :mod:`fhirlake.serving.cohort_plans`) counts patients and aggregates
         the cells from these rows, so the cohort is evaluated once per breakdown.
         """
         index = self.index_date(cohort)

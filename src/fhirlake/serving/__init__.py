@@ -1,4 +1,4 @@
-"""The guarded query layer: read-only gold access, data scopes, small-cell suppression, guarded SQL.
+"""The serving layer: read-only gold access, data scopes, the aggregate language, noise, budget and k.
 
 Everything the MCP server answers is computed here, without MCP: :class:`GoldReader` (a pool of
 locked-down, read-only DuckDB connections over the lake's catalog, whose :meth:`~GoldReader.run`
