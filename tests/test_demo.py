@@ -99,8 +99,9 @@ def test_the_printed_dagster_command_runs_a_source(tmp_path: Path) -> None:
     from fhirlake_pipelines.settings import PipelineSettings
 
     lake = tmp_path / "demo"
-    result = build_demo_lake(lake, patients=4, seed=5, key=secrets.token_hex(32), text=False, save_key=True,
-                             instance=dg.DagsterInstance.ephemeral())
+    with dg.instance_for_test() as instance:  # cleaned up here (an ephemeral one leaves a temp folder to the GC)
+        result = build_demo_lake(lake, patients=4, seed=5, key=secrets.token_hex(32), text=False, save_key=True,
+                                 instance=instance)
     assert result.success, result.errors
     key_file = result.key_file
     assert key_file is not None and key_file.stat().st_mode & 0o077 == 0  # the owner's only
@@ -115,7 +116,8 @@ def test_the_printed_dagster_command_runs_a_source(tmp_path: Path) -> None:
     assert settings.partition_keys == ["site-a", "site-b"] and not settings.sources
     os.environ["FHIRLAKE_PSEUDONYM_KEY"] = env["FHIRLAKE_PSEUDONYM_KEY"]
     try:
-        outcome = run_sources(build_definitions(settings), ["site-a"], instance=dg.DagsterInstance.ephemeral())
+        with dg.instance_for_test() as instance:
+            outcome = run_sources(build_definitions(settings), ["site-a"], instance=instance)
     finally:
         del os.environ["FHIRLAKE_PSEUDONYM_KEY"]
     assert outcome["site-a"].success, outcome["site-a"].error

@@ -83,7 +83,7 @@ def _normal(value: object) -> object:
 
 def count(compiler: CohortCompiler, cohort: CohortDefinition) -> AggregatePlan:
     """The cohort's patients: one cell."""
-    return AggregatePlan(query=_rows(compiler.patients(cohort), []), dimensions=(), statistics=(_PATIENTS,),
+    return AggregatePlan(query=_rows(compiler.patients(cohort), []), dimensions=(), statistics=(_PATIENTS,), rows_per_patient=1,
                          canonical=_canonical("count", _dump(cohort, compiler)))
 
 
@@ -111,7 +111,7 @@ def breakdown(compiler: CohortCompiler, cohort: CohortDefinition, dimensions: Se
     public = bool(dimensions) and set(dimensions) <= PUBLIC_DIMENSIONS
     # one row per patient: each patient is in exactly one cell; the known values of sex, age band
     # and deceased are listed always (an unknown value, e.g. no sex recorded, only when it is shown)
-    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, cells_exact=True,
+    return AggregatePlan(query=select, dimensions=tuple(dimensions), statistics=statistics, cells_exact=True, rows_per_patient=1,
                          domain=tuple(_values(d, age_band_years) for d in dimensions) if public else None,
                          canonical=_canonical("breakdown", *parts))
 

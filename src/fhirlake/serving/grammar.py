@@ -570,6 +570,7 @@ def _plan(select: exp.Select, query: _Query, condition: exp.Expr | None) -> Aggr
     return AggregatePlan(
         query=rows, dimensions=tuple(name for name, *_ in query.dimensions), statistics=tuple(query.statistics),
         canonical=_canonical(query, condition), cells_per_patient=_cells_per_patient(query, condition),
+        rows_per_patient=1 if all(view.name in PER_PATIENT_VIEWS for view in query.tables.values()) else None,
         order=_order(select, query), limit=_limit(select))
 
 

@@ -12,6 +12,8 @@ and releases their answers (budget, noise, k). A plan is:
 * ``cells_per_patient``: how many cells one patient may count in (1 when every dimension is a
   property of the patient, so cells are disjoint sets of patients); the release bounds it by
   its policy unless ``cells_exact`` says the plan's own bound holds for every patient;
+* ``rows_per_patient``: a true bound on a patient's rows in a cell (1 when every table has one
+  row per patient), which narrows the noise of row counts; None: the release's bound;
 * ``public_keys``: the cells' keys are known without the data (view names, the parts of a
   comparison, sexes, age bands), so a cell's mere presence reveals nothing and ``k`` alone
   is the display threshold;
@@ -69,6 +71,7 @@ class AggregatePlan:
     canonical: str
     cells_per_patient: int = 1
     cells_exact: bool = False
+    rows_per_patient: int | None = None
     public_keys: bool = False
     domain: tuple[tuple[str | None, ...], ...] | None = None
     order: tuple[tuple[str, bool], ...] = ()

@@ -175,7 +175,8 @@ class Releaser:
         others = sum(s.weight for s in plan.statistics if s.kind != "patients")
         epsilon = self.policy.epsilon_per_call
         counts_epsilon = epsilon if others == 0 else epsilon / 2
-        budget = _Budget(epsilon / 2 / others if others else 0.0, cells_bound, self.policy.max_rows_per_patient)
+        rows_bound = min(plan.rows_per_patient or self.policy.max_rows_per_patient, self.policy.max_rows_per_patient)
+        budget = _Budget(epsilon / 2 / others if others else 0.0, cells_bound, rows_bound)
         exact = _exact_cells(frame, dims, plan.statistics, budget.rows)
         if plan.domain is not None:
             exact = _with_domain(exact, dims, plan.domain)
