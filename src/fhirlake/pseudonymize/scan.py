@@ -314,17 +314,19 @@ class Scanner:
         shifted one may land on another raw date of the patient by chance: they count only as
         the shifted half of a pair, never as the raw half or as a birth date.
         """
-        found: set[dt.date] = set()
-        in_text: set[dt.date] = set()
-        for text in texts:
+        # where each date was read (text, start): one ambiguous string ("04/09/2022") reads as
+        # two dates, and its two readings must not pair up as a raw date beside its shifted one
+        found: dict[dt.date, set[tuple[int, int]]] = {}
+        in_text: dict[dt.date, set[tuple[int, int]]] = {}
+        for number, text in enumerate(texts):
             for language in ("en", "fr"):
                 for date in find_dates(text, language):
                     value = date.value() if date.day else None
                     if value is None:
                         continue
-                    found.add(value)
+                    found.setdefault(value, set()).add((number, date.start))
                     if date.start == 0 or text[date.start - 1] != '"':
-                        in_text.add(value)
+                        in_text.setdefault(value, set()).add((number, date.start))
         if not in_text:
             return set()
         hits: set[_Hit] = set()
@@ -336,8 +338,12 @@ class Scanner:
         offset = self.offsets.get(owner)
         if offset:
             shift = dt.timedelta(days=offset)
-            for day in in_text & raw:
-                if day + shift in found:
+            # a string one of whose readings is a raw date correctly shifted is that shifted date:
+            # its other reading ("04/09/2022" read month-first) is no raw date left behind
+            shifted = {day + shift for day in raw}
+            explained = {place for day in found.keys() & shifted for place in found[day]}
+            for day in in_text.keys() & raw:
+                if (in_text[day] - explained) and found.get(day + shift, set()) - in_text[day]:
                     hits.add(("DATE_OFFSET", owner, _digest(day.isoformat()), "patient"))
         return hits
 
