@@ -338,12 +338,8 @@ def scope_fingerprint(scope: DataScope) -> str:
         "sources": sorted(scope.sources) if scope.sources is not None else None,
         "cohort": cohort,
         "hidden": {v: sorted(c) for v, c in sorted(scope.hidden_columns.items())},
-        "generalized": {v: dict(sorted(c.items())) for v, c in sorted(_items(scope.generalized_columns))},
+        "generalized": {v: dict(sorted(c.items())) for v, c in sorted(scope.generalized_columns.items())},
     }, sort_keys=True, default=str)
-
-
-def _items(mapping: Mapping[str, Mapping[str, str]]) -> list[tuple[str, Mapping[str, str]]]:
-    return list(mapping.items())
 
 
 def _text(value: object) -> str | None:

@@ -135,7 +135,7 @@ class CohortService:
     def list_views(self, client: str, scope: DataScope, trace: Trace) -> ViewsAnswer:
         views = [v for v in self.gold.views.values() if scope.allows_view(v.name) and v.has_patient]
         counts: dict[str, Count] = {}
-        privacy = self._free(client)
+        privacy = self.budget(client)
         if views:
             table, privacy = self._release(client, "list_views", cohort_plans.view_patients(views), scope, trace)
             counts = {str(cell.key[0]): self._count(cell) for cell in table.cells}
@@ -194,7 +194,7 @@ class CohortService:
             raise QueryRefused("search text must have at least 2 characters")
         plan = cohort_plans.code_search(self.gold, scope, needle)
         if plan is None:
-            return CodeSearchAnswer(text=text, matches=[], note="no coded view is visible to you", privacy=self._free(client))
+            return CodeSearchAnswer(text=text, matches=[], note="no coded view is visible to you", privacy=self.budget(client))
         table, privacy = self._release(client, "search_codes", plan, scope, trace)
         shown = sorted((c for c in table.cells if c.hidden is None), key=lambda c: (-(c.patients or 0), str(c.key[3])))
         matches = [CodeMatch(criterion=str(c.key[0]), view=str(c.key[1]), system=c.key[2], code=str(c.key[3]),
@@ -324,9 +324,6 @@ class CohortService:
 
     def budget(self, client: str) -> PrivacyInfo:
         """What ``client`` has left today (an answer that releases nothing spends nothing)."""
-        return self._free(client)
-
-    def _free(self, client: str) -> PrivacyInfo:
         left = self.releaser.budget_left(client)
         return PrivacyInfo(epsilon=0.0, epsilon_left=left.left, period=left.period, cached=False, noise=[])
 
