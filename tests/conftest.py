@@ -85,3 +85,22 @@ def pipeline_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
                              key=secrets.token_hex(32))
     assert result.success, result.errors
     return lake
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local Spark session (local[2]) for the whole test run; skips without pyspark or Java.
+
+    Spark allows one session per process, so every Spark test shares this one: start-up costs
+    about 10 s on these machines, paid once.
+    """
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java 17 (no java on PATH, no JAVA_HOME)")
+    from fhirlake.spark import spark_session
+
+    session = spark_session("local[2]", app_name="fhirlake-tests")
+    yield session
+    session.stop()
