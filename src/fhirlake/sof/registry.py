@@ -87,6 +87,11 @@ def is_resource(type_name: str) -> bool:
     return type_name in _resources()
 
 
+def resource_types() -> list[str]:
+    """Every FHIR R4 resource type, sorted."""
+    return sorted(_resources())
+
+
 def is_primitive(type_name: str | None) -> bool:
     """True if ``type_name`` is a FHIR primitive type (string, date, boolean, ...)."""
     return type_name in PRIMITIVE_TYPES
