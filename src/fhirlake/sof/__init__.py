@@ -1,15 +1,16 @@
-"""SQL-on-FHIR v2: run ViewDefinitions over FHIR resources with DuckDB.
+"""SQL-on-FHIR v2: run ViewDefinitions over FHIR resources with DuckDB (or Spark).
 
 A ViewDefinition is parsed once into an immutable model (:func:`parse_view`, :func:`load_view`),
-compiled to one DuckDB SELECT built as a sqlglot tree (:func:`compile_view`), and run over NDJSON
-files or a relation of resources (:func:`run_view`), producing an Arrow table or a Parquet file.
+compiled to one SELECT built as a tree of sqlglot's typed nodes (:func:`compile_view`), spelled
+by each engine's dialect, and run over NDJSON files or a relation of resources (:func:`run_view`,
+``engine="duckdb"`` by default or ``"spark"``), producing an Arrow table or a Parquet file.
 
 >>> from fhirlake.sof import compile_view, parse_view
 >>> view = parse_view({"resource": "Patient", "select": [{"column": [
 ...     {"name": "id", "path": "getResourceKey()", "type": "id"},
 ...     {"name": "family", "path": "name.where(use = 'official').family.first()", "type": "string"}]}]})
 >>> print(compile_view(view).sql(pretty=False))  # doctest: +ELLIPSIS
-SELECT r."id" AS "id", LIST_EXTRACT(...) AS "family" FROM resources AS r WHERE r."resourceType" = 'Patient'
+SELECT r."id" AS "id", (LIST_FILTER(...))[1] AS "family" FROM resources AS r WHERE r."resourceType" = 'Patient'
 """
 
 from __future__ import annotations

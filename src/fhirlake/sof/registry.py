@@ -28,6 +28,7 @@ __all__ = [
     "is_resource",
     "output_sql_type",
     "read_sql_type",
+    "resource_types",
 ]
 
 _REGISTRY_PATH = Path(__file__).with_name("r4_registry.json")

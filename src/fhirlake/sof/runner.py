@@ -28,6 +28,7 @@ from sqlglot import exp
 from fhirlake.errors import InputDataError
 from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
 from fhirlake.sof.compiler.view import ROOT_ALIAS, WRONG_TYPE_MESSAGE
+from fhirlake.sof.engines.duckdb_dialect import DIALECT as DUCKDB
 from fhirlake.sof.errors import ViewEvaluationError
 from fhirlake.sof.fhirpath import parse as parse_fhirpath
 from fhirlake.sof.inputs import find_files, scan_lines
@@ -203,7 +204,7 @@ def _relation_source(
 
 
 def _execute(con: duckdb.DuckDBPyConnection, query: exp.Select, output: str | Path | None) -> RunResult:
-    text = query.sql(dialect="duckdb")
+    text = query.sql(dialect=DUCKDB)
     if output is None:
         table = con.sql(text).to_arrow_table()
         return RunResult(rows=table.num_rows, table=table)
@@ -220,7 +221,7 @@ def _execute(con: duckdb.DuckDBPyConnection, query: exp.Select, output: str | Pa
             params=[exp.CopyParameter(this=exp.var("FORMAT"), expression=exp.var("PARQUET")),
                     exp.CopyParameter(this=exp.var("COMPRESSION"), expression=exp.var("ZSTD"))],
         )
-        written = con.execute(copy.sql(dialect="duckdb")).fetchall()
+        written = con.execute(copy.sql(dialect=DUCKDB)).fetchall()
         rows = int(written[0][0]) if written else 0
         os.replace(temp_name, target)
     except BaseException:

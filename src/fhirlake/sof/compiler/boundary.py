@@ -25,7 +25,7 @@ def _text(value: str) -> exp.Expression:
 
 
 def _by_length(text: exp.Expression, cases: dict[int, exp.Expression], default: exp.Expression) -> exp.Expression:
-    length = sql.call("length", text)
+    length = exp.Length(this=text)
     return sql.case(*((exp.EQ(this=length, expression=exp.Literal.number(n)), v) for n, v in cases.items()), default=default)
 
 
@@ -33,18 +33,15 @@ def _date(date: exp.Expression, *, high: bool) -> exp.Expression:
     if not high:
         return _by_length(date, {4: exp.DPipe(this=date, expression=_text("-01-01")),
                                  7: exp.DPipe(this=date, expression=_text("-01"))}, date)
-    month_end = sql.call(
-        "strftime",
-        sql.call("last_day", sql.cast(exp.DPipe(this=date, expression=_text("-01")), "DATE")),
-        _text("%Y-%m-%d"),
-    )
+    month_end = sql.cast(exp.LastDay(this=sql.cast(exp.DPipe(this=date, expression=_text("-01")), "DATE")), "VARCHAR")
     return _by_length(date, {4: exp.DPipe(this=date, expression=_text("-12-31")), 7: month_end}, date)
 
 
 def _time(time: exp.Expression, *, high: bool) -> exp.Expression:
     fill = ("23:59:59.999", ":59:59.999", ":59.999", ".999") if high else ("00:00:00.000", ":00:00.000", ":00.000", ".000")
     digit = "9" if high else "0"
-    fractional = sql.call("substr", sql.call("rpad", time, exp.Literal.number(12), _text(digit)), exp.Literal.number(1), exp.Literal.number(12))
+    padded = exp.Pad(this=time, expression=exp.Literal.number(12), fill_pattern=_text(digit), is_left=False)
+    fractional = exp.Substring(this=padded, start=exp.Literal.number(1), length=exp.Literal.number(12))
     return _by_length(time, {
         0: _text(fill[0]),
         2: exp.DPipe(this=time, expression=_text(fill[1])),
@@ -54,26 +51,26 @@ def _time(time: exp.Expression, *, high: bool) -> exp.Expression:
 
 
 def _group(text: exp.Expression, pattern: str, group: int) -> exp.Expression:
-    return sql.call("regexp_extract", text, _text(pattern), exp.Literal.number(group))
+    return exp.RegexpExtract(this=text, expression=_text(pattern), group=exp.Literal.number(group))
 
 
 def _decimal(text: exp.Expression, *, high: bool) -> exp.Expression:
-    dot = sql.call("strpos", text, _text("."))
+    dot = exp.StrPosition(this=text, substr=_text("."))
     places = sql.case((exp.GT(this=dot, expression=exp.Literal.number(0)),
-                       exp.Sub(this=sql.call("length", text), expression=dot)), default=exp.Literal.number(0))
-    half = exp.Mul(this=exp.Literal.number("0.5"), expression=sql.call("pow", exp.Literal.number(10), exp.Neg(this=places)))
+                       exp.Sub(this=exp.Length(this=text), expression=dot)), default=exp.Literal.number(0))
+    half = exp.Mul(this=exp.Literal.number("0.5"), expression=exp.Pow(this=exp.Literal.number(10), expression=exp.Neg(this=places)))
     number = sql.cast(text, "DOUBLE")
     moved = exp.Add(this=number, expression=half) if high else exp.Sub(this=number, expression=half)
-    return sql.call("round", moved, sql.cast(exp.Add(this=places, expression=exp.Literal.number(1)), "INTEGER"))
+    return exp.Round(this=moved, decimals=sql.cast(exp.Add(this=places, expression=exp.Literal.number(1)), "INTEGER"))
 
 
 def _datetime(text: exp.Expression, *, high: bool) -> exp.Expression:
     date = _date(_group(text, _DATETIME_PATTERN, 1), high=high)
     time = _time(_group(text, _DATETIME_PATTERN, 2), high=high)
-    zone = sql.coalesce(sql.call("nullif", _group(text, _DATETIME_PATTERN, 3), _text("")),
+    zone = sql.coalesce(exp.Nullif(this=_group(text, _DATETIME_PATTERN, 3), expression=_text("")),
                         _text("-12:00" if high else "+14:00"))
     joined = exp.DPipe(this=exp.DPipe(this=exp.DPipe(this=date, expression=_text("T")), expression=time), expression=zone)
-    return sql.case((sql.call("regexp_matches", text, _text(_DATETIME_PATTERN)), joined))
+    return sql.case((exp.RegexpLike(this=text, expression=_text(_DATETIME_PATTERN)), joined))
 
 
 def boundary_sql(fhir_type: str | None, text: exp.Expression, *, high: bool) -> tuple[exp.Expression, str] | None:
@@ -86,6 +83,6 @@ def boundary_sql(fhir_type: str | None, text: exp.Expression, *, high: bool) -> 
     if fhir_type in ("dateTime", "instant"):
         return _datetime(text, high=high), "dateTime"
     if fhir_type == "time":
-        matched = sql.call("regexp_matches", text, _text(_TIME_PATTERN))
+        matched = exp.RegexpLike(this=text, expression=_text(_TIME_PATTERN))
         return sql.case((matched, _time(text, high=high))), "time"
     return None

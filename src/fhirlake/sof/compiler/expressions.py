@@ -1,4 +1,4 @@
-"""Compile a FHIRPath syntax tree to a DuckDB expression (a sqlglot tree).
+"""Compile a FHIRPath syntax tree to a SQL expression (a sqlglot tree of typed nodes).
 
 The compiler decides, for each step, whether a value is a single item or a list, from the R4
 element registry; it never guesses from data. Lists hold no NULL items and an empty list may be
@@ -157,7 +157,7 @@ class ExpressionCompiler:
         result_sql = self.sql_of(result, scope, node)
         mapped = sql.list_transform(sql_value, [name], result_sql)
         if result.many:
-            mapped = sql.call("flatten", mapped)
+            mapped = sql.flatten(mapped)
         else:
             keep = self.fresh_name("k")
             mapped = sql.list_filter(mapped, keep, sql.is_not_null(exp.column(keep)))
@@ -310,12 +310,12 @@ class ExpressionCompiler:
             a, b = self._single_operands(left, right, scope, node)
             return Value(sql=_COMPARISONS[op](this=a, expression=b), type="boolean")
         if op == "|":
-            merged = sql.call("list_concat", self.as_list(left, scope, node), self.as_list(right, scope, node))
-            return Value(sql=sql.call("list_distinct", merged), type=left.type or right.type, many=True)
+            merged = sql.list_concat(self.as_list(left, scope, node), self.as_list(right, scope, node))
+            return Value(sql=exp.ArrayDistinct(this=merged), type=left.type or right.type, many=True)
         if op in ("in", "contains"):
             item, collection = (left, right) if op == "in" else (right, left)
             item_sql = self.sql_of(self.single(item, scope, node), scope, node)
-            contained = sql.call("list_contains", self.as_list(collection, scope, node), item_sql)
+            contained = exp.ArrayContains(this=self.as_list(collection, scope, node), expression=item_sql)
             return Value(sql=sql.case((sql.is_not_null(item_sql), sql.coalesce(contained, exp.false()))), type="boolean")
         return self._arithmetic(op, left, right, scope, node)
 
@@ -356,7 +356,7 @@ class ExpressionCompiler:
     def _equivalence(self, op: str, left: Value, right: Value, scope: Scope, node: Binary) -> Value:
         a, b = self._single_operands(left, right, scope, node)
         if (left.type in _STRINGY) or (right.type in _STRINGY):
-            a, b = sql.call("lower", a), sql.call("lower", b)
+            a, b = exp.Lower(this=a), exp.Lower(this=b)
         both_empty = exp.And(this=exp.Is(this=a, expression=exp.null()), expression=exp.Is(this=b, expression=exp.null()))
         same: exp.Expression = sql.coalesce(exp.EQ(this=a, expression=b), both_empty)
         if op == "!~":
@@ -380,13 +380,13 @@ class ExpressionCompiler:
         elif op == "*":
             result = exp.Mul(this=a, expression=b)
         elif op == "/":
-            result = exp.Div(this=sql.cast(a, "DOUBLE"), expression=sql.call("nullif", b, exp.Literal.number(0)))
+            result = exp.Div(this=sql.cast(a, "DOUBLE"), expression=exp.Nullif(this=b, expression=exp.Literal.number(0)))
             result_type = "decimal"
         elif op == "div":
-            result = exp.IntDiv(this=a, expression=sql.call("nullif", b, exp.Literal.number(0)))
+            result = exp.IntDiv(this=a, expression=exp.Nullif(this=b, expression=exp.Literal.number(0)))
             result_type = "integer"
         elif op == "mod":
-            result = exp.Mod(this=a, expression=sql.call("nullif", b, exp.Literal.number(0)))
+            result = exp.Mod(this=a, expression=exp.Nullif(this=b, expression=exp.Literal.number(0)))
         else:
             raise self.error(scope, node, f"unsupported operator {op!r}")
         return Value(sql=exp.Paren(this=result), type=result_type)

@@ -99,7 +99,7 @@ def _join(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Val
     separator: exp.Expression = exp.Literal.string("")
     if call.args:
         separator = c.sql_of(c.single(c.compile(call.args[0], scope), scope, call.args[0]), scope, call)
-    joined = sql.call("array_to_string", c.as_list(target, scope, call), separator)
+    joined = exp.ArrayToString(this=c.as_list(target, scope, call), expression=separator)
     return Value(sql=sql.coalesce(joined, exp.Literal.string("")), type="string")
 
 
@@ -128,25 +128,29 @@ def reference_key_sql(ref: exp.Expression, wanted: str | None) -> exp.Expression
     empty = exp.Literal.string("")
     if wanted is not None:
         prefix = f"{wanted}/"
-        rest = sql.call("substr", ref, exp.Literal.number(len(prefix) + 1))
+        rest = exp.Substring(this=ref, start=exp.Literal.number(len(prefix) + 1))
         simple = sql.and_(
-            sql.call("starts_with", ref, exp.Literal.string(prefix)),
-            exp.Not(this=sql.call("contains", rest, exp.Literal.string("/"))),
+            exp.StartsWith(this=ref, expression=exp.Literal.string(prefix)),
+            exp.Not(this=exp.Contains(this=rest, expression=exp.Literal.string("/"))),
         )
         pattern = rf"(?:^|/){re.escape(wanted)}/([A-Za-z0-9\-\.]{{1,64}})(?:/_history/[^/]+)?$"
-        other = sql.call("regexp_extract", ref, exp.Literal.string(pattern), exp.Literal.number(1))
-        return sql.call("nullif", sql.case((simple, rest), default=other), empty)
-    slash = sql.call("strpos", ref, exp.Literal.string("/"))
-    after = sql.call("substr", ref, exp.Add(this=slash, expression=exp.Literal.number(1)))
+        other = _regexp_group(ref, pattern, 1)
+        return exp.Nullif(this=sql.case((simple, rest), default=other), expression=empty)
+    slash = exp.StrPosition(this=ref, substr=exp.Literal.string("/"))
+    after = exp.Substring(this=ref, start=exp.Add(this=slash, expression=exp.Literal.number(1)))
     simple = sql.and_(
         exp.GT(this=slash, expression=exp.Literal.number(1)),
-        exp.Not(this=sql.call("contains", ref, exp.Literal.string(":"))),
-        exp.Not(this=sql.call("contains", after, exp.Literal.string("/"))),
+        exp.Not(this=exp.Contains(this=ref, expression=exp.Literal.string(":"))),
+        exp.Not(this=exp.Contains(this=after, expression=exp.Literal.string("/"))),
     )
-    absolute = sql.call("regexp_extract", ref, exp.Literal.string(_REFERENCE_PATTERN), exp.Literal.number(2))
-    urn = sql.call("regexp_extract", ref, exp.Literal.string(_URN_PATTERN), exp.Literal.number(1))
-    other = sql.coalesce(sql.call("nullif", absolute, empty), urn)
-    return sql.call("nullif", sql.case((simple, after), default=other), empty)
+    absolute = _regexp_group(ref, _REFERENCE_PATTERN, 2)
+    urn = _regexp_group(ref, _URN_PATTERN, 1)
+    other = sql.coalesce(exp.Nullif(this=absolute, expression=empty), urn)
+    return exp.Nullif(this=sql.case((simple, after), default=other), expression=empty)
+
+
+def _regexp_group(text: exp.Expression, pattern: str, group: int) -> exp.Expression:
+    return exp.RegexpExtract(this=text, expression=exp.Literal.string(pattern), group=exp.Literal.number(group))
 
 
 def _boundary(high: bool) -> FunctionHandler:
@@ -168,11 +172,14 @@ def _boundary(high: bool) -> FunctionHandler:
     return handler
 
 
-def _string_function(name: str, result_type: str) -> FunctionHandler:
+def _string_function(node: type[exp.Expression], result_type: str) -> FunctionHandler:
+    """A string function taking the string and up to one argument: ``node(this, expression)``."""
+
     def handler(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -> Value:
         value = c.sql_of(c.single(target, scope, call), scope, call)
         args = [c.sql_of(c.single(c.compile(a, scope), scope, a), scope, a) for a in call.args]
-        return Value(sql=sql.call(name, value, *args), type=result_type)
+        built = node(this=value, expression=args[0]) if args else node(this=value)
+        return Value(sql=built, type=result_type)
 
     return handler
 
@@ -182,14 +189,14 @@ def _substring(c: ExpressionCompiler, call: Call, target: Value, scope: Scope) -
     value = c.sql_of(c.single(target, scope, call), scope, call)
     start = c.sql_of(c.single(c.compile(call.args[0], scope), scope, call.args[0]), scope, call)
     one_based = exp.Add(this=start, expression=exp.Literal.number(1))
-    args = [value, one_based]
+    length = None
     if len(call.args) == 2:
-        args.append(c.sql_of(c.single(c.compile(call.args[1], scope), scope, call.args[1]), scope, call))
+        length = c.sql_of(c.single(c.compile(call.args[1], scope), scope, call.args[1]), scope, call)
     in_range = sql.and_(
         exp.GTE(this=start, expression=exp.Literal.number(0)),
-        exp.LT(this=start, expression=sql.call("length", value)),
+        exp.LT(this=start, expression=exp.Length(this=value)),
     )
-    return Value(sql=sql.case((in_range, sql.call("substr", *args))), type="string")
+    return Value(sql=sql.case((in_range, exp.Substring(this=value, start=one_based, length=length))), type="string")
 
 
 def _convert(sql_type: str, result_type: str) -> FunctionHandler:
@@ -220,12 +227,12 @@ FUNCTIONS: dict[str, FunctionHandler] = {
     "getReferenceKey": _get_reference_key,
     "lowBoundary": _boundary(high=False),
     "highBoundary": _boundary(high=True),
-    "startsWith": _string_function("starts_with", "boolean"),
-    "endsWith": _string_function("ends_with", "boolean"),
-    "contains": _string_function("contains", "boolean"),
-    "lower": _string_function("lower", "string"),
-    "upper": _string_function("upper", "string"),
-    "length": _string_function("length", "integer"),
+    "startsWith": _string_function(exp.StartsWith, "boolean"),
+    "endsWith": _string_function(exp.EndsWith, "boolean"),
+    "contains": _string_function(exp.Contains, "boolean"),
+    "lower": _string_function(exp.Lower, "string"),
+    "upper": _string_function(exp.Upper, "string"),
+    "length": _string_function(exp.Length, "integer"),
     "toString": _to_string,
     "substring": _substring,
     "toInteger": _convert("INTEGER", "integer"),

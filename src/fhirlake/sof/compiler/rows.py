@@ -7,7 +7,7 @@ those parts; forEach / forEachOrNull / repeat run the whole select once per focu
 A :class:`RowSet` is either *single* (exactly one row: one SQL expression per column, the
 common case, which becomes plain columns) or a *list* (one SQL expression that evaluates to a
 LIST of STRUCT rows, unnested at the top). Products and unions of row sets are built with
-DuckDB's list functions, so a whole resource is processed by one expression and the input is
+list functions, so a whole resource is processed by one expression and the input is
 scanned once, whatever the shape of the view.
 """
 
@@ -121,7 +121,7 @@ class RowCompiler:
         outer, inner = self.expressions.fresh_name("row"), self.expressions.fresh_name("row")
         body = sql.struct(left.fields_of(exp.column(outer)) + right.fields_of(exp.column(inner)))
         pairs = sql.list_transform(left.as_rows(), [outer], sql.list_transform(right.as_rows(), [inner], body))
-        return RowSet(columns=columns, rows=sql.call("flatten", pairs))
+        return RowSet(columns=columns, rows=sql.flatten(pairs))
 
     def _union(self, branches: list[RowSet]) -> RowSet:
         columns = branches[0].columns
@@ -129,7 +129,7 @@ class RowCompiler:
             return RowSet(columns=columns, rows=sql.list_of(*(b.as_struct() for b in branches)))
         merged = branches[0].as_rows()
         for branch in branches[1:]:
-            merged = sql.call("list_concat", merged, branch.as_rows())
+            merged = sql.list_concat(merged, branch.as_rows())
         return RowSet(columns=columns, rows=merged)
 
     # -- iteration -----------------------------------------------------------------------
@@ -152,7 +152,7 @@ class RowCompiler:
         if inner.single is not None:
             rows = sql.list_transform(items, [focus_name, index_name], inner.as_struct())
         else:
-            rows = sql.call("flatten", sql.list_transform(items, [focus_name, index_name], inner.rows or inner.as_rows()))
+            rows = sql.flatten(sql.list_transform(items, [focus_name, index_name], inner.rows or inner.as_rows()))
         if select.for_each_or_null is not None:
             empty = exp.EQ(this=sql.length_or_zero(items), expression=exp.Literal.number(0))
             rows = sql.case((empty, sql.list_of(self._null_row(inner.columns))), default=rows)
@@ -203,7 +203,7 @@ class RowCompiler:
         if inner.single is not None:
             rows = sql.list_transform(flattened, [focus_name, index_name], inner.as_struct())
         else:
-            rows = sql.call("flatten", sql.list_transform(flattened, [focus_name, index_name], inner.as_rows()))
+            rows = sql.flatten(sql.list_transform(flattened, [focus_name, index_name], inner.as_rows()))
         return RowSet(columns=inner.columns, rows=rows)
 
     def _repeat_step(self, select: Select, focus: Value, scope: Scope, pointer: str) -> tuple[Value, exp.Expression]:
@@ -222,7 +222,7 @@ class RowCompiler:
             lists.append(self.expressions.as_list(value, inner, expression))
         merged = lists[0]
         for other in lists[1:]:
-            merged = sql.call("list_concat", merged, other)
+            merged = sql.list_concat(merged, other)
         first = values[0][0]
         return replace(first, node=shared), merged
 
@@ -247,8 +247,8 @@ class RowCompiler:
         else:
             children_value, children = self._repeat_step(select, node_value, scope, pointer)
             below = self._depth_first(select, children_value, children, payload, scope, pointer, depth + 1)
-            body = sql.call("list_concat", sql.list_of(projected), below)
-        return sql.call("flatten", sql.list_transform(items, [name], body))
+            body = sql.list_concat(sql.list_of(projected), below)
+        return sql.flatten(sql.list_transform(items, [name], body))
 
     # -- columns -------------------------------------------------------------------------
     def column(self, column: Column, scope: Scope) -> tuple[OutputColumn, exp.Expression]:

@@ -1,27 +1,37 @@
 """Small builders of sqlglot expressions, so the compiler reads as what it means.
 
 Everything the compiler emits goes through here or through sqlglot directly: SQL is built as
-trees, never by formatting strings, so names and literals are always quoted correctly.
+trees, never by formatting strings, so names and literals are always quoted correctly. The trees
+use sqlglot's typed nodes (``exp.ArrayFilter``, ``exp.Transform``, ``exp.Bracket`` …), never an
+engine's function names, so one tree is spelled by each engine's dialect
+(:mod:`fhirlake.sof.compiler.engines`).
+
+Semantics every engine's spelling must keep (DuckDB's, which the compiler was written for):
+a transform's second lambda parameter is the 1-based item index; concatenating or flattening
+lists treats a NULL list as empty; :class:`RaiseError` aborts the query with its message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from sqlglot import exp
 
 __all__ = [
+    "RaiseError",
     "and_",
-    "call",
     "case",
     "cast",
     "coalesce",
     "empty_list",
     "field",
+    "flatten",
     "identifier",
     "is_not_null",
     "lambda_",
     "length_or_zero",
+    "list_concat",
     "list_extract",
     "list_filter",
     "list_of",
@@ -47,9 +57,13 @@ def field(base: exp.Expression, name: str) -> exp.Expression:
     return exp.Dot(this=exp.Paren(this=base), expression=identifier(name))
 
 
-def call(name: str, *args: exp.Expression) -> exp.Expression:
-    """A call of DuckDB function ``name``."""
-    return exp.Anonymous(this=name, expressions=list(args))
+class RaiseError(exp.Expression, exp.Func):
+    """Abort the query with the message ``this`` when evaluated. sqlglot has no node for it;
+    the default spelling is DuckDB's ``error`` (so sqlglot's stock DuckDB dialect spells it
+    too), Spark's dialect says ``raise_error``."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+    _sql_names: ClassVar[list[str]] = ["ERROR"]
 
 
 def literal(value: object) -> exp.Expression:
@@ -106,16 +120,29 @@ def lambda_(params: Sequence[str], body: exp.Expression) -> exp.Expression:
 
 
 def list_transform(values: exp.Expression, params: Sequence[str], body: exp.Expression) -> exp.Expression:
-    return call("list_transform", values, lambda_(params, body))
+    """Map ``body`` over a list; a second parameter is the item's 1-based index."""
+    return exp.Transform(this=values, expression=lambda_(params, body))
 
 
 def list_filter(values: exp.Expression, param: str, condition: exp.Expression) -> exp.Expression:
-    return call("list_filter", values, lambda_([param], condition))
+    return exp.ArrayFilter(this=values, expression=lambda_([param], condition))
 
 
 def list_extract(values: exp.Expression, index: exp.Expression) -> exp.Expression:
     """The item at a 1-based ``index`` (negative counts from the end), NULL when out of range."""
-    return call("list_extract", values, index)
+    if not isinstance(values, exp.Column | exp.Dot | exp.Paren):
+        values = exp.Paren(this=values)
+    return exp.Bracket(this=values, expressions=[index], offset=1, safe=True)
+
+
+def list_concat(*lists: exp.Expression) -> exp.Expression:
+    """The items of each list in turn (a NULL list counts as empty)."""
+    return exp.ArrayConcat(this=lists[0], expressions=list(lists[1:]), null_propagation=False)
+
+
+def flatten(lists: exp.Expression) -> exp.Expression:
+    """A list of lists as one list (a NULL inner list counts as empty)."""
+    return exp.Flatten(this=lists)
 
 
 def list_of(*items: exp.Expression) -> exp.Expression:
@@ -132,7 +159,7 @@ def empty_list(item_sql_type: str | None) -> exp.Expression:
 
 def length_or_zero(values: exp.Expression) -> exp.Expression:
     """The length of a list, 0 for NULL."""
-    return coalesce(call("len", values), exp.Literal.number(0))
+    return coalesce(exp.ArraySize(this=values), exp.Literal.number(0))
 
 
 def struct(fields: Sequence[tuple[str, exp.Expression]]) -> exp.Expression:
@@ -143,5 +170,5 @@ def struct(fields: Sequence[tuple[str, exp.Expression]]) -> exp.Expression:
 
 
 def raise_error(message: str) -> exp.Expression:
-    """DuckDB's ``error(message)``: aborts the query with ``message`` when evaluated."""
-    return call("error", exp.Literal.string(message))
+    """Aborts the query with ``message`` when evaluated."""
+    return RaiseError(this=exp.Literal.string(message))

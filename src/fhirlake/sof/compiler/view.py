@@ -1,4 +1,4 @@
-"""Compile a whole ViewDefinition: one SELECT over a relation of resources.
+"""Compile a whole ViewDefinition: one SELECT over a relation of resources, for any engine.
 
 The query reads from a placeholder relation (aliased ``r``) whose columns are the resource's
 top-level elements typed as in :attr:`CompiledView.read_columns`; the runner supplies it
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
-import sqlglot.dialects.duckdb  # loaded with the engine, not on the first query
 from sqlglot import exp
 
 from fhirlake.sof.compiler import sql
@@ -20,6 +19,7 @@ from fhirlake.sof.compiler.expressions import ExpressionCompiler
 from fhirlake.sof.compiler.functions import FUNCTIONS
 from fhirlake.sof.compiler.rows import OutputColumn, RowCompiler
 from fhirlake.sof.compiler.values import Scope
+from fhirlake.sof.engines import dialect
 from fhirlake.sof.errors import ViewDefinitionError
 from fhirlake.sof.model import ViewDefinition, Where
 from fhirlake.sof.schema import SchemaNode
@@ -33,9 +33,10 @@ WRONG_TYPE_MESSAGE = "fhirlake: resource of another type than the view's"
 
 @dataclass(frozen=True)
 class CompiledView:
-    """A view compiled to DuckDB SQL.
+    """A view compiled to one SQL tree, spelled for DuckDB or Spark by :meth:`sql`.
 
-    ``read_columns`` maps each top-level element the view reads to its DuckDB type;
+    ``read_columns`` maps each top-level element the view reads to its DuckDB type
+    (``read_structure`` is the same as a nested structure, from which Spark's schema is made);
     ``columns`` are the output columns in order. :meth:`query` builds the SELECT over a
     given source relation.
 
@@ -83,10 +84,13 @@ class CompiledView:
         ]
         return exp.select(*outer).from_(inner.subquery("v"))
 
-    def sql(self, source: exp.Expression | None = None, *, pretty: bool = True, strict: bool = False) -> str:
-        """The query as DuckDB SQL text (``source`` defaults to a table named ``resources``)."""
+    def sql(
+        self, source: exp.Expression | None = None, *, pretty: bool = True, strict: bool = False, engine: str = "duckdb"
+    ) -> str:
+        """The query as SQL text for ``engine`` (``duckdb`` or ``spark``); ``source`` defaults to
+        a table named ``resources``."""
         table = source if source is not None else exp.to_table("resources")
-        return self.query(table, strict=strict).sql(dialect="duckdb", pretty=pretty)
+        return self.query(table, strict=strict).sql(dialect=dialect(engine), pretty=pretty)
 
 
 def compile_view(view: ViewDefinition) -> CompiledView:
@@ -139,6 +143,6 @@ def _filter(where: Where, expressions: ExpressionCompiler) -> exp.Expression:
     return sql.coalesce(expressions.sql_of(single, scope, where.expression), exp.false())
 
 
-def format_sql(text: str) -> str:
-    """Pretty-print DuckDB SQL."""
-    return sqlglot.transpile(text, read="duckdb", write="duckdb", pretty=True)[0]
+def format_sql(text: str, engine: str = "duckdb") -> str:
+    """Pretty-print SQL of ``engine``."""
+    return sqlglot.transpile(text, read=dialect(engine), write=dialect(engine), pretty=True)[0]
