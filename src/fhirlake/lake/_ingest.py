@@ -37,6 +37,18 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
+from fhirlake.lake._build import (
+    EXPORT_KEY,
+    SNAPSHOT_KEY,
+    SOURCE_KEY,
+    BuildReport,
+    Engine,
+    GoldRebuild,
+    ViewCounts,
+    gold_rebuilder,
+    refresh_gold,
+    removed_views,
+)
 from fhirlake.lake._catalog import catalog_is_current, catalog_tables, open_catalog, write_catalog
 from fhirlake.lake._delta import PARTITION, DataFile, DeltaFolder
 from fhirlake.lake._duck import (
@@ -60,7 +72,6 @@ from fhirlake.lake._silver import (
     PLAN_TABLES,
     SILVER_COLUMNS,
     SILVER_DESCRIPTIONS,
-    STORED_COLUMNS,
     TOMBSTONE_COLUMNS,
     Plan,
     Staged,
@@ -79,7 +90,6 @@ __all__ = ["BuildReport", "CompactCounts", "IngestReport", "LakeWriter", "Optimi
 
 TOMBSTONES = "_fhirlake/tombstones"
 KILL_ENV = "FHIRLAKE_TEST_KILL_AT"
-_SNAPSHOT_KEY, _EXPORT_KEY, _SOURCE_KEY = "fhirlake.snapshot", "fhirlake.export", "fhirlake.source"
 
 SILVER_SCHEMA = pa.schema([
     pa.field(name, pa.timestamp("us", tz="UTC") if duck == "TIMESTAMPTZ" else pa.int32() if duck == "INTEGER" else pa.string(),
@@ -132,10 +142,6 @@ _ALL_STAGED_ROWS = """
 CREATE OR REPLACE TEMP VIEW changed_rows AS
 SELECT s.* EXCLUDE (filename, file_row_number), CAST(year(s.last_updated) AS INTEGER) AS _year FROM staged_rows AS s
 """
-_ALL_SILVER_ROWS = """
-CREATE OR REPLACE TEMP VIEW changed_rows AS
-SELECT s.*, CAST(year(s.last_updated) AS INTEGER) AS _year FROM silver_rows AS s
-"""
 _NEW_TOMBSTONES = """
 SELECT CAST($source AS VARCHAR) AS source, d.resource_type, d.resource_key, CAST($deleted_at AS TIMESTAMPTZ) AS deleted_at,
        CAST($export_id AS VARCHAR) AS export_id
@@ -154,16 +160,6 @@ def _workers() -> int:
     return max(1, int(os.environ.get("FHIRLAKE_WORKERS", "3") or 3))
 
 
-def _removed_views(latest: Snapshot | None, views: Sequence[GoldView]) -> tuple[str, ...]:
-    """Gold tables of the latest snapshot whose view is no longer in the library: a new
-    snapshot leaves them out, so the catalog stops serving stale rows."""
-    if latest is None:
-        return ()
-    current = {v.table for v in views}
-    return tuple(sorted(name.removeprefix("gold/") for name in latest.tables
-                        if name.startswith("gold/") and name not in current))
-
-
 def _checkpoint(step: str) -> None:
     """Crash tests' hook: when ``$FHIRLAKE_TEST_KILL_AT`` names this step, the process dies here."""
     if os.environ.get(KILL_ENV) == step:
@@ -178,16 +174,6 @@ class TypeCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-
-
-@dataclass(frozen=True)
-class ViewCounts:
-    """What an ingest or build did to one gold table (in rows)."""
-
-    rows_removed: int = 0
-    rows_added: int = 0
-    files_rewritten: int = 0
-    rebuilt: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,25 +202,6 @@ class IngestReport:
                 for t, c in sorted(self.types.items())]
         out += [f"  gold.{n}: {'rebuilt, ' if v.rebuilt else ''}-{v.rows_removed} +{v.rows_added} rows"
                 for n, v in sorted(self.gold.items()) if v.rows_added or v.rows_removed or v.rebuilt]
-        return out
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """The outcome of :meth:`Lake.build`: the gold tables rebuilt, those dropped because their
-    view was removed from the library, and the snapshot recorded."""
-
-    snapshot_id: int | None
-    rebuilt: Mapping[str, ViewCounts]
-    seconds: float
-    dropped: tuple[str, ...] = ()
-
-    def lines(self) -> list[str]:
-        """What ``fhirlake lake build`` prints."""
-        rebuilt = ", ".join(sorted(self.rebuilt)) or "nothing (every gold table matches its view)"
-        out = [f"snapshot {self.snapshot_id}: rebuilt {rebuilt} in {self.seconds:.1f} s"]
-        out += [f"dropped gold.{name}: its view is no longer in the library (earlier snapshots keep it; "
-                "`fhirlake lake vacuum` frees its files once none needs them)" for name in self.dropped]
         return out
 
 
@@ -319,22 +286,25 @@ class LakeWriter:
 
     # ------------------------------------------------------------------------------------ build
 
-    def build(self, *, only: Sequence[str] | None = None, force: bool = False) -> BuildReport:
-        """Rebuild from silver the gold tables whose view changed (all of ``only`` with ``force``)."""
+    def build(self, *, only: Sequence[str] | None = None, force: bool = False, engine: Engine = "duckdb",
+              spark: Any = None, master: str | None = None) -> BuildReport:
+        """Rebuild from silver the gold tables whose view changed (all of ``only`` with ``force``),
+        on ``engine`` (``spark``: on ``spark``, a SparkSession, else one on ``master``)."""
         started = time.perf_counter()
         with self.storage.lock():
             self.storage.clean_work()
             views, chosen = self._views(only)
             with self._merge() as merge:
-                rebuilt = merge.refresh_gold(chosen, force=force)
+                rebuild = gold_rebuilder(merge, engine, spark=spark, master=master)
+                rebuilt = merge.refresh_gold(chosen, force=force, rebuild=rebuild)
             latest = self.log.latest()
-            dropped = _removed_views(latest, views)
+            dropped = removed_views(latest, views)
             if rebuilt or dropped or latest is None or open_catalog(self.storage) is None:
                 snapshot: Snapshot | None = self._record(
                     views, merge.tables, kind="build", summary={"rebuilt": sorted(rebuilt), "dropped": list(dropped)})
             else:
                 snapshot = latest
-        return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started, dropped)
+        return BuildReport(snapshot.id if snapshot else None, rebuilt, time.perf_counter() - started, dropped, engine)
 
     # --------------------------------------------------------------------------------- optimize
 
@@ -440,9 +410,9 @@ class _Merge:
         self.source = source or ""
         latest = writer.log.latest()
         self.recorded = latest.id if latest else 0
-        self.metadata = {_SNAPSHOT_KEY: str(self.recorded + 1)}
+        self.metadata = {SNAPSHOT_KEY: str(self.recorded + 1)}
         if export is not None:
-            self.metadata |= {_EXPORT_KEY: export.export_id, _SOURCE_KEY: self.source}
+            self.metadata |= {EXPORT_KEY: export.export_id, SOURCE_KEY: self.source}
         self.plans: dict[str, Plan] = {}
         self.tables: dict[str, DeltaTable | None] = {}
         self._local = threading.local()
@@ -515,37 +485,10 @@ class _Merge:
 
     # -- gold
 
-    def refresh_gold(self, views: Sequence[GoldView], *, force: bool = False) -> dict[str, ViewCounts]:
-        """Rebuild from silver each gold table that is missing, built by another view definition,
-        or left by an unfinished run of another export."""
-        rebuilt = {}
-        for view in views:
-            table = self.table(view.table)
-            if force or not view.built_by_this_view(table) or self._unfinished_elsewhere(table):
-                rebuilt[view.name] = self.rebuild_gold(view)
-        return rebuilt
-
-    def _unfinished_elsewhere(self, table: DeltaTable | None) -> bool:
-        if table is None:
-            return False
-        last = table.history(1)[0]
-        unfinished = int(last.get(_SNAPSHOT_KEY, 0) or 0) > self.recorded
-        same_export = self.export is not None and (last.get(_EXPORT_KEY), last.get(_SOURCE_KEY)) == (
-            self.export.export_id, self.source)
-        return unfinished and not same_export
-
-    def rebuild_gold(self, view: GoldView) -> ViewCounts:
-        """The whole gold table from silver, in one version."""
-        folder = DeltaFolder(self.storage, view.table)
-        before = folder.files(self.table(view.table))
-        files_view(self.cursor(), "silver_rows", self._uris(f"silver/{view.resource}"), STORED_COLUMNS)
-        run(self.cursor(), _ALL_SILVER_ROWS)
-        reader = delta_safe(self.cursor(), view.query_sql).to_arrow_reader(ROWS_PER_GROUP)
-        schema = view.with_comments(reader.schema)
-        added = folder.write(reader, rows_per_group=ROWS_PER_GROUP)
-        metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild"}
-        self._commit(folder, schema, add=added, metadata=metadata, overwrite=True, description=view.description)
-        return ViewCounts(rows_removed=sum(f.rows for f in before), rows_added=sum(f.rows for f in added), rebuilt=True)
+    def refresh_gold(self, views: Sequence[GoldView], *, force: bool = False,
+                     rebuild: GoldRebuild | None = None) -> dict[str, ViewCounts]:
+        """Rebuild the gold tables that need it from silver (:func:`._build.refresh_gold`)."""
+        return refresh_gold(self, views, force=force, rebuild=rebuild)
 
     def merge_gold(self, view: GoldView, plan: Plan, earlier: ViewCounts | None) -> ViewCounts:
         """Replace the rows of the changed and deleted resources of ``plan`` in one version."""

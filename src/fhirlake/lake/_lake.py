@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
+from fhirlake.lake._build import Engine
 from fhirlake.lake._catalog import (
     catalog_connection,
     catalog_is_current,
@@ -194,9 +196,16 @@ class Lake:
         self._reopen()
         return report
 
-    def build(self, views: Sequence[str] | None = None, *, force: bool = False) -> BuildReport:
-        """Rebuild gold tables from silver: those whose view changed, or ``views`` with ``force``."""
-        report = self._writer().build(only=views, force=force)
+    def build(
+        self, views: Sequence[str] | None = None, *, force: bool = False, engine: Engine = "duckdb",
+        spark: Any = None, master: str | None = None,
+    ) -> BuildReport:
+        """Rebuild gold tables from silver: those whose view changed, or ``views`` with ``force``.
+
+        ``engine="spark"`` computes the rows on Spark (``spark``, a SparkSession, else one on
+        ``master`` such as ``local[4]`` or ``spark://host:7077``); the tables are the same.
+        """
+        report = self._writer().build(only=views, force=force, engine=engine, spark=spark, master=master)
         self._reopen()
         return report
 

@@ -5,6 +5,7 @@ The lake is ``--lake`` (or ``$FHIRLAKE_LAKE``, else ``./.fhirlake``)::
     fhirlake lake ingest exports/2025-07-01 --source hospital-a
     fhirlake lake status
     fhirlake lake build                       # after adding or changing a view
+    fhirlake lake build --force --engine spark --master spark://head:7077
     fhirlake sql "SELECT gender, count(*) FROM gold.patient GROUP BY ALL"
 
 The lake engine (DuckDB, deltalake, polars) is imported when a command runs, not for ``--help``.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from fhirlake.lake._build import Engine
     from fhirlake.lake._lake import Lake
 
 __all__ = ["lake_group", "sql_command"]
@@ -58,12 +60,19 @@ def ingest_command(folder: Path, source: str, export_id: str | None, deleted: tu
 @lake_group.command("build")
 @click.option("--view", "names", multiple=True, help="Only this view (repeatable).")
 @click.option("--force", is_flag=True, help="Rebuild even when the view has not changed.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Compute the rows in this process (DuckDB) or on Spark (needs the spark extra and Java 17).")
+@click.option("--master", default=None, metavar="URL",
+              help="With --engine spark: the Spark master (local[N], spark://host:7077, yarn; default local[1]).")
 @_LAKE
 @_VIEWS
-def build_command(names: tuple[str, ...], force: bool, root: str | None, views: Path | None) -> None:
+def build_command(names: tuple[str, ...], force: bool, engine: Engine, master: str | None, root: str | None,
+                  views: Path | None) -> None:
     """Rebuild gold tables from silver (those whose view changed, or all with --force)."""
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
     with connect(root, read_only=False, views=views) as lake:
-        report = lake.build(list(names) or None, force=force)
+        report = lake.build(list(names) or None, force=force, engine=engine, master=master)
     click.echo("\n".join(report.lines()))
 
 

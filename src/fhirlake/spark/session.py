@@ -7,6 +7,7 @@ number of shuffle partitions for local masters (the default 200 is tuned for clu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -58,7 +59,9 @@ def spark_session(
     )
     cores = _local_cores(master)
     if cores is not None:
-        builder = builder.config("spark.sql.shuffle.partitions", str(max(cores * 2, 2)))
+        # local Python workers run this interpreter (its packages), not whatever python3 is on PATH
+        builder = builder.config("spark.sql.shuffle.partitions", str(max(cores * 2, 2))).config(
+            "spark.pyspark.python", sys.executable)
     for key, value in (config or {}).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
