@@ -247,7 +247,7 @@ def test_missing_input(tmp_path: Path, policy: Policy, key: PseudonymKey) -> Non
     with pytest.raises(PseudonymizeError, match="no such file or folder"):
         pseudonymize(tmp_path / "absent", tmp_path / "out", policy, key, text=False)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(PseudonymizeError, match=r"no \.ndjson"):
+    with pytest.raises(PseudonymizeError, match="no NDJSON files of FHIR resources"):
         pseudonymize(tmp_path / "empty", tmp_path / "out", policy, key, text=False)
 
 

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import orjson
 
+from fhirlake.batch import Batch, BatchError, read_batch
 from fhirlake.pseudonymize.errors import PseudonymizeError, RecordError
 from fhirlake.pseudonymize.fhirtypes import load_registry
 from fhirlake.pseudonymize.keys import PseudonymKey
@@ -37,11 +38,11 @@ from fhirlake.pseudonymize.policy import Policy
 from fhirlake.pseudonymize.reader import (
     Location,
     Source,
-    discover,
     open_input,
     read_context,
     read_patients,
     read_records,
+    sources_of,
 )
 from fhirlake.pseudonymize.report import QUARANTINE_NAME, REPORT_NAME, PrivacyReport
 from fhirlake.pseudonymize.rules import ResourceContext, RuleStats, StructuredRules
@@ -89,6 +90,7 @@ class _ChunkResult:
     out_counts: dict[str, int] = field(default_factory=dict)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     records_in: int = 0
+    in_type: str = ""  # the resource type its source holds ("Bundle" for JSON Bundles)
     bytes_in: int = 0
     rule_stats: RuleStats = field(default_factory=RuleStats)
     text_stats: TextStats = field(default_factory=TextStats)
@@ -121,7 +123,7 @@ class _Worker:
 
     def _process(self, chunk: _Chunk) -> _ChunkResult:
         source = self.sources[chunk.source]
-        result = _ChunkResult()
+        result = _ChunkResult(in_type=source.expected_type or "Bundle")
         if self.scrubber is not None:
             self.scrubber.stats = result.text_stats
         urls = source.bundle_urls or None
@@ -354,7 +356,7 @@ def stop_words() -> frozenset[str]:
 
 
 def pseudonymize(
-    input_path: Path,
+    input_path: Path | Batch,
     output_dir: Path,
     policy: Policy,
     key: PseudonymKey,
@@ -365,7 +367,12 @@ def pseudonymize(
     overwrite: bool = False,
     scrubber: TextScrubber | None = None,
 ) -> PrivacyReport:
-    """Pseudonymise every resource under ``input_path`` into ``output_dir``; return the report.
+    """Pseudonymise a batch (or the batch at ``input_path``) into ``output_dir``; return the report.
+
+    The input is read where it is, in any layout :func:`fhirlake.batch.read_batch` knows (a
+    bronze export, a folder with a manifest, a plain folder of ``<Type>.ndjson[.gz|.zst]``
+    files and Bundles). The report counts the records read per type, so a caller can hold them
+    to the manifest (:mod:`fhirlake.chain.checks`).
 
     ``text=False`` turns the policy's text rules into redactions (no Presidio, no models).
     ``scrubber`` lets a caller reuse an already loaded Presidio engine (tests do).
@@ -373,7 +380,11 @@ def pseudonymize(
     started = time.perf_counter()
     workers = workers if workers is not None else (os.cpu_count() or 1)
     effective = policy if text else policy.without_text()
-    sources = discover(input_path)
+    try:
+        batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
+    except BatchError as exc:
+        raise PseudonymizeError(str(exc)) from None
+    sources = sources_of(batch)
     patients = read_directory(sources, text=effective.uses_text, policy=effective)
     rules = StructuredRules(effective, key, load_registry(), patients, today or dt.date.today())
     if effective.uses_text and scrubber is None:
@@ -396,6 +407,7 @@ def pseudonymize(
         for result in _results(worker, chunks, workers):
             output.write(result)
             report.records_in += result.records_in
+            report.in_by_type[result.in_type] += result.records_in
             report.bytes_in += result.bytes_in
             report.quarantined += len(result.quarantine)
             for resource_type, count in result.out_counts.items():
@@ -412,29 +424,22 @@ def pseudonymize(
             f"records do not add up: {report.records_in} in, {report.records_out} out, "
             f"{report.quarantined} quarantined"
         )
-    _write_manifest(input_path, output_dir, report)
+    _write_manifest(batch, output_dir, report)
     report.write(output_dir)
     return report
 
 
-def _write_manifest(input_path: Path, output_dir: Path, report: PrivacyReport) -> None:
-    """A Bulk Data manifest for the output; the export time comes from the input's manifest.
+def _write_manifest(batch: Batch, output_dir: Path, report: PrivacyReport) -> None:
+    """A Bulk Data manifest for the output; the export time comes from the input batch.
 
-    Only ``transactionTime`` is copied: the input's ``request`` URL can name a patient. If
+    Only ``transactionTime`` is kept of the input: its ``request`` URL can name a patient. If
     the input listed deleted resources, the output's Bundles (their ids pseudonymised) are
     listed as ``deleted`` too.
     """
-    source: dict[str, Any] = {}
-    if input_path.is_dir() and (input_path / MANIFEST_NAME).is_file():
-        try:
-            loaded = orjson.loads((input_path / MANIFEST_NAME).read_bytes())
-        except orjson.JSONDecodeError:
-            loaded = None
-        source = loaded if isinstance(loaded, dict) else {}
-    deleted = bool(source.get("deleted")) and "Bundle" in report.out_by_type
+    deleted = bool(batch.deleted) and "Bundle" in report.out_by_type
     manifest: dict[str, Any] = {}
-    if isinstance(source.get("transactionTime"), str):
-        manifest["transactionTime"] = source["transactionTime"]
+    if batch.transaction_time:
+        manifest["transactionTime"] = batch.transaction_time
     manifest["request"] = "fhirlake pseudonymize"
     manifest["requiresAccessToken"] = False
     manifest["output"] = [

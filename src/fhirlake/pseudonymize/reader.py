@@ -1,4 +1,4 @@
-"""Reading the input: a Bulk Data folder of ``<Type>.ndjson`` files (plain or gzip), or Bundles.
+"""Reading the input: a :class:`fhirlake.batch.Batch` (NDJSON plain, gzip or zstd, and Bundles).
 
 Each input resource is handed on as raw JSON bytes with its location (file and line, or file
 and Bundle entry), so that parsing happens in the worker processes and a bad record can be
@@ -8,28 +8,27 @@ first pass, which collects the Patients (and, for Bundles, what each ``fullUrl``
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import orjson
 
+from fhirlake.batch import Batch, BatchError, read_batch
 from fhirlake.pseudonymize.errors import PseudonymizeError
+from fhirlake.sof.inputs import open_text
 
 __all__ = [
     "Location",
     "Source",
     "discover",
-    "is_fhir_json",
     "open_input",
     "read_context",
     "read_patients",
     "read_records",
+    "sources_of",
 ]
-
-_NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,53 +56,38 @@ class Source:
     kind: str  # "ndjson" or "bundle"
     expected_type: str | None = None
     bundle_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    label: str | None = None  # how messages name it (relative to its batch)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
 
-def _expected_type(path: Path) -> str | None:
-    """``Patient.ndjson`` and ``Patient.001.ndjson.gz`` hold Patients; other names say nothing."""
-    first = path.name.split(".")[0]
-    return first if first[:1].isupper() and first.isalpha() else None
-
-
-def discover(input_path: Path) -> list[Source]:
-    """The input files under ``input_path`` (a file or a folder), in a stable order."""
-    if input_path.is_file():
-        paths = [input_path]
-    elif input_path.is_dir():
-        # In a folder, .json files that are not FHIR (a Bulk manifest, a truth file) are not input.
-        paths = sorted(
-            p
-            for p in input_path.iterdir()
-            if p.is_file()
-            and (
-                p.name.endswith(_NDJSON_SUFFIXES) or (p.name.endswith(".json") and is_fhir_json(p))
-            )
-        )
-    else:
-        raise PseudonymizeError(f"{input_path}: no such file or folder")
-    sources = []
-    for path in paths:
-        if path.name.endswith(_NDJSON_SUFFIXES):
-            sources.append(Source(path, "ndjson", _expected_type(path)))
-        elif path.name.endswith(".json"):
-            sources.append(Source(path, "bundle"))
-        else:
-            raise PseudonymizeError(f"{path}: expected .ndjson, .ndjson.gz or a .json Bundle")
-    if not sources:
-        raise PseudonymizeError(f"{input_path}: no .ndjson, .ndjson.gz or .json files")
+def sources_of(batch: Batch) -> list[Source]:
+    """The input files of a batch, in a stable order: NDJSON per type, deleted Bundles, Bundles."""
+    sources = [
+        Source(path, "ndjson", resource_type, label=batch.label(path))
+        for resource_type, paths in sorted(batch.files.items())
+        for path in paths
+    ]
+    sources += [Source(path, "ndjson", "Bundle", label=batch.label(path)) for path in batch.deleted]
+    sources += [Source(path, "bundle", label=batch.label(path)) for path in batch.bundles]
     return sources
 
 
-def open_input(path: Path) -> IO[bytes]:
-    """An input file opened for reading bytes, gunzipped when its name ends in .gz."""
+def discover(input_path: Path | Batch) -> list[Source]:
+    """The input files of a batch, or of the batch at ``input_path`` (see :mod:`fhirlake.batch`)."""
     try:
-        return (
-            cast(IO[bytes], gzip.open(path, "rb")) if path.name.endswith(".gz") else path.open("rb")
-        )
+        batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
+    except BatchError as exc:
+        raise PseudonymizeError(str(exc)) from None
+    return sources_of(batch)
+
+
+def open_input(path: Path) -> IO[bytes]:
+    """An input file opened for reading bytes: plain, gzip or zstd (by its name)."""
+    try:
+        return open_text(path)
     except OSError as exc:
         raise PseudonymizeError(f"{path}: cannot read ({exc.strerror})") from None
 
@@ -132,15 +116,6 @@ def _bundle_json(source: Source) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _NotJson(raw)
-
-
-def is_fhir_json(path: Path) -> bool:
-    """Whether a .json file holds a FHIR resource or Bundle (not a manifest or a truth file)."""
-    with open_input(path) as handle:
-        head = handle.read(1 << 16)
-    return b'"resourceType"' in head or (
-        len(head) == 1 << 16 and b'"resourceType"' in path.read_bytes()
-    )
 
 
 def _bundle(source: Source) -> Iterator[tuple[Location, bytes]]:

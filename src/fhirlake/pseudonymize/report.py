@@ -41,6 +41,7 @@ class PrivacyReport:
     seconds: float = 0.0
     patients: int = 0
     out_by_type: Counter[str] = field(default_factory=Counter)
+    in_by_type: Counter[str] = field(default_factory=Counter)  # records read, by the type of their file
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     rule_stats: RuleStats = field(default_factory=RuleStats)
     text_stats: TextStats = field(default_factory=TextStats)
@@ -65,6 +66,7 @@ class PrivacyReport:
                 "quarantined": self.quarantined,
                 "balanced": self.balanced,
                 "out_by_type": dict(sorted(self.out_by_type.items())),
+                "in_by_type": dict(sorted(self.in_by_type.items())),
             },
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "rules": dict(self.rule_stats.rules.most_common()),

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from fhirlake.batch import Batch
 from fhirlake.pseudonymize.dates import parse_date
 from fhirlake.pseudonymize.errors import PseudonymizeError
 from fhirlake.pseudonymize.keys import PseudonymKey
@@ -102,15 +103,16 @@ class ScanContext:
     max_shift_days: int = 180
 
 
-def input_terms(input_path: Path) -> tuple[PatientDirectory, list[Term], dict[str, int]]:
+def input_terms(input_path: Path | Batch) -> tuple[PatientDirectory, list[Term], dict[str, int]]:
     """The identifying terms of every Patient under ``input_path``, and their ids by ordinal."""
     context = scan_context(input_path, dates=False)
     return context.directory, context.terms, context.patient_ids
 
 
-def scan_context(input_path: Path, *, dates: bool = True, max_shift_days: int = 180) -> ScanContext:
+def scan_context(input_path: Path | Batch, *, dates: bool = True, max_shift_days: int = 180) -> ScanContext:
     """Everything the scan looks for: patients, everyone named, and each patient's raw dates.
 
+    ``input_path`` is the raw batch the output was made from (or its folder or file).
     Raw dates are every ``YYYY-MM-DD`` in a patient's input resources (structured dates, and
     dates in their notes), which is what a date-offset leak would show verbatim.
     """

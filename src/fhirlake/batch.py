@@ -1,0 +1,289 @@
+"""A batch: what one export (or one dropped folder) brings, read once for every stage of the chain.
+
+Export, pseudonymisation, the leak scan and the lake all take a :class:`Batch`. It is read from
+any of the layouts a batch comes in, without copies or links:
+
+* a bronze export of :mod:`fhirlake.bulk`: ``<export id>/`` with ``state.jsonl``, the server's
+  ``manifest.json``, ``output/<Type>/NNNN.ndjson``, ``deleted/NNNN.ndjson`` (Bundles of DELETE
+  entries) and ``error/`` (never read as data);
+* a folder with a Bulk Data ``manifest.json`` naming its files (a pseudonymised batch, a
+  server's export copied by hand);
+* a plain folder of ``<Type>.ndjson`` files (``Patient.ndjson``, ``Observation.001.ndjson.gz``,
+  ``Encounter-2.ndjson.zst``) and JSON Bundles (``*.json``), or one such file.
+
+Reading checks what would otherwise lose data silently, each with a one-line reason naming the
+file: a data file whose name is not a FHIR resource type, a file the manifest names that is not
+there, and an empty file the manifest says holds resources.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhirlake.errors import FhirlakeError
+
+__all__ = [
+    "PRIVACY_REPORT",
+    "Batch",
+    "BatchError",
+    "batch_of_export",
+    "read_batch",
+    "resource_type_of",
+]
+
+PRIVACY_REPORT = "privacy-report.json"  # written by fhirlake.pseudonymize into its output
+MANIFEST = "manifest.json"
+DROP_MARKER = "_drop.json"  # a bronze folder imported from a drop folder
+NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".ndjson.zst", ".jsonl", ".jsonl.gz", ".jsonl.zst")
+# files of a batch folder that are never resources
+_NOT_DATA = frozenset({MANIFEST, PRIVACY_REPORT, DROP_MARKER, "_READY", "truth.json", "quarantine.jsonl",
+                       "state.jsonl", ".blocked"})
+_TYPE_PREFIX = re.compile(r"^([A-Za-z]+)")
+
+
+class BatchError(FhirlakeError):
+    """A batch cannot be read as it is: names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One export's worth of FHIR data, and what its manifest announced.
+
+    ``files`` maps each resource type to its NDJSON files; ``bundles`` are JSON files holding a
+    Bundle or a single resource; ``deleted`` are NDJSON files of Bundles whose DELETE entries
+    name removed resources. ``manifest_counts`` are the resources per type the manifest
+    announced, where it gave counts; ``lines`` those measured when the files were saved (bronze
+    exports), where known. ``pseudonymised`` is true for the output of ``fhirlake pseudonymize``
+    (it holds a privacy report).
+    """
+
+    path: Path
+    export_id: str
+    files: Mapping[str, tuple[Path, ...]]
+    source: str | None = None
+    bundles: tuple[Path, ...] = ()
+    deleted: tuple[Path, ...] = ()
+    transaction_time: str | None = None
+    manifest_counts: Mapping[str, int] = field(default_factory=dict)
+    lines: Mapping[str, int] = field(default_factory=dict)
+    pseudonymised: bool = False
+
+    @property
+    def types(self) -> list[str]:
+        """The resource types the batch has files of, sorted."""
+        return sorted(self.files)
+
+    @property
+    def resources(self) -> int:
+        """Resources measured in the batch's files (bronze exports), else 0."""
+        return sum(self.lines.values())
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to do: no resources and no deletions (an incremental export without changes)."""
+        return not (self.files or self.bundles or self.deleted)
+
+    def label(self, path: Path) -> str:
+        """How ``path`` is named in messages: relative to the batch (``output/Patient/0001.ndjson``)."""
+        try:
+            return str(path.relative_to(self.path)) if self.path.is_dir() else path.name
+        except ValueError:
+            return path.name
+
+    def with_source(self, source: str) -> Batch:
+        """The same batch, attributed to ``source``."""
+        return Batch(self.path, self.export_id, self.files, source, self.bundles, self.deleted,
+                     self.transaction_time, self.manifest_counts, self.lines, self.pseudonymised)
+
+
+def resource_type_of(path: Path) -> str:
+    """The resource type a file's name declares (``Observation.002.ndjson.gz`` → Observation).
+
+    Raises :class:`BatchError` when the name does not start with a FHIR R4 resource type, with
+    the nearest type when one is close (``Observations.ndjson``: did you mean Observation?).
+    """
+    from fhirlake.sof import registry
+
+    match = _TYPE_PREFIX.match(path.name)
+    word = match.group(1) if match else ""
+    if registry.is_resource(word):
+        return word
+    close = difflib.get_close_matches(word, registry.resource_types(), n=1, cutoff=0.75) if word else []
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise BatchError(f"{path}: {word or path.name!r} is not a FHIR R4 resource type{hint}; name data files "
+                     "<Type>.ndjson, or list them in a manifest.json")
+
+
+def read_batch(path: str | Path, *, source: str | None = None, export_id: str | None = None) -> Batch:
+    """The batch at ``path``: a bronze export, a folder with a manifest, a plain folder or one file."""
+    path = Path(path)
+    if path.is_file():
+        batch = _single_file(path)
+    elif not path.is_dir():
+        raise BatchError(f"{path}: no such file or folder")
+    elif (path / "state.jsonl").is_file():
+        batch = _bronze_export(path)
+    elif (path / DROP_MARKER).is_file():
+        batch = _dropped(path)
+    elif (path / MANIFEST).is_file():
+        batch = _with_manifest(path)
+    else:
+        batch = _by_name(path)
+    if batch.is_empty and not batch.manifest_counts:
+        raise BatchError(f"{path}: no NDJSON files of FHIR resources, no Bundles and nothing deleted")
+    _check_not_empty(batch)
+    batch = Batch(batch.path, export_id or batch.export_id, batch.files, source, batch.bundles, batch.deleted,
+                  batch.transaction_time, batch.manifest_counts, batch.lines, batch.pseudonymised)
+    return batch
+
+
+def batch_of_export(state: Any, *, source: str | None = None) -> Batch:
+    """The batch of a completed bronze export, from its journal (a :class:`fhirlake.bulk.ExportState`)."""
+    files: dict[str, list[Path]] = {}
+    lines: dict[str, int] = {}
+    deleted = []
+    for record in sorted(state.files.values(), key=lambda r: r.name):
+        if record.kind == "output":
+            files.setdefault(record.type, []).append(state.path / record.name)
+            lines[record.type] = lines.get(record.type, 0) + record.lines
+        elif record.kind == "deleted":
+            deleted.append(state.path / record.name)
+    manifest = _load_manifest(state.path / MANIFEST)
+    return Batch(state.path, state.export_id, {t: tuple(p) for t, p in sorted(files.items())}, source,
+                 deleted=tuple(deleted), transaction_time=state.transaction_time,
+                 manifest_counts=_counts(manifest), lines=lines)
+
+
+# ------------------------------------------------------------------------------- layouts
+
+
+def _single_file(path: Path) -> Batch:
+    if path.name.endswith(".json"):
+        return Batch(path, path.stem, {}, bundles=(path,))
+    if not path.name.endswith(NDJSON_SUFFIXES):
+        raise BatchError(f"{path}: expected an .ndjson (.gz, .zst) file or a .json Bundle")
+    return Batch(path, path.name.split(".")[0], {resource_type_of(path): (path,)})
+
+
+def _bronze_export(path: Path) -> Batch:
+    from fhirlake.bulk import read_export
+
+    state = read_export(path)
+    if state.status != "completed":
+        raise BatchError(f"{path}: the export is {state.status}, not completed (resume it with fhirlake export)")
+    return batch_of_export(state)
+
+
+def _dropped(path: Path) -> Batch:
+    info = json.loads((path / DROP_MARKER).read_text(encoding="utf-8"))
+    files = {t: tuple(path / name for name in names) for t, names in info["files"].items()}
+    return Batch(path, path.name, files, transaction_time=info.get("transactionTime"),
+                 manifest_counts=info.get("manifest_counts", {}), lines=info.get("lines", {}))
+
+
+def _with_manifest(path: Path) -> Batch:
+    manifest = _load_manifest(path / MANIFEST)
+    files: dict[str, list[Path]] = {}
+    for pointer, entry in _entries(manifest, "output", path):
+        files.setdefault(entry["type"], []).append(_listed_file(path, entry, pointer))
+    deleted = tuple(_listed_file(path, entry, pointer) for pointer, entry in _entries(manifest, "deleted", path))
+    listed = {p for paths in files.values() for p in paths} | set(deleted)
+    bundles = tuple(p for p in sorted(path.iterdir()) if p not in listed and _is_bundle_file(p))
+    time = manifest.get("transactionTime")
+    return Batch(path, path.name, {t: tuple(sorted(p)) for t, p in sorted(files.items())}, bundles=bundles,
+                 deleted=deleted, transaction_time=time if isinstance(time, str) else None,
+                 manifest_counts=_counts(manifest), pseudonymised=(path / PRIVACY_REPORT).is_file())
+
+
+def _by_name(path: Path) -> Batch:
+    files: dict[str, list[Path]] = {}
+    bundles = []
+    for file in sorted(path.iterdir()):
+        if not file.is_file() or file.name in _NOT_DATA or file.name.startswith("."):
+            continue
+        if file.name.endswith(NDJSON_SUFFIXES):
+            files.setdefault(resource_type_of(file), []).append(file)
+        elif _is_bundle_file(file):
+            bundles.append(file)
+    return Batch(path, path.name, {t: tuple(p) for t, p in sorted(files.items())}, bundles=tuple(bundles),
+                 pseudonymised=(path / PRIVACY_REPORT).is_file())
+
+
+def _is_bundle_file(path: Path) -> bool:
+    """A .json file holding a FHIR resource or Bundle (not a manifest, report or truth file)."""
+    if not path.is_file() or not path.name.endswith(".json") or path.name in _NOT_DATA:
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    return b'"resourceType"' in head or (len(head) == 1 << 16 and b'"resourceType"' in path.read_bytes())
+
+
+# ------------------------------------------------------------------------------- manifest
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BatchError(f"{path}: not a valid Bulk Data manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise BatchError(f"{path}: not a valid Bulk Data manifest (not a JSON object)")
+    return data
+
+
+def _entries(manifest: Mapping[str, Any], key: str, folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    listed = manifest.get(key) or []
+    if not isinstance(listed, list):
+        raise BatchError(f"{folder / MANIFEST}#/{key}: not an array")
+    found = []
+    for index, entry in enumerate(listed):
+        pointer = f"{folder / MANIFEST}#/{key}/{index}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not entry.get("url"):
+            raise BatchError(f"{pointer}: an entry needs a type and a url")
+        found.append((pointer, entry))
+    return found
+
+
+def _listed_file(folder: Path, entry: Mapping[str, Any], pointer: str) -> Path:
+    """The local file a manifest entry names: its url's last part (or a relative path)."""
+    url = str(entry["url"])
+    candidate = folder / url if "://" not in url else folder / url.rsplit("/", 1)[-1]
+    if not candidate.is_file():
+        candidate = folder / Path(url).name
+    if not candidate.is_file():
+        raise BatchError(f"{pointer}: the file {url!r} the manifest names is not in the folder")
+    return candidate
+
+
+def _counts(manifest: Mapping[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in manifest.get("output") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("count"), int) and isinstance(entry.get("type"), str):
+            counts[entry["type"]] = counts.get(entry["type"], 0) + entry["count"]
+    return counts
+
+
+def _check_not_empty(batch: Batch) -> None:
+    """An empty file of a type the manifest announces resources of is lost data, not an empty type."""
+    for resource_type, announced in batch.manifest_counts.items():
+        paths = batch.files.get(resource_type, ())
+        if announced > 0 and paths and all(_is_empty(p) for p in paths):
+            raise BatchError(f"{paths[0]}: empty, but the manifest announces {announced} {resource_type} "
+                             "resources (a failed copy or download?)")
+
+
+def _is_empty(path: Path) -> bool:
+    if path.stat().st_size == 0:
+        return True
+    if path.name.endswith((".gz", ".zst")):
+        from fhirlake.sof.inputs import open_text
+
+        with open_text(path) as handle:
+            return not any(line.strip() for line in handle)
+    return False
