@@ -1,4 +1,4 @@
-"""The official SQL-on-FHIR v2 test suite, every test, compared strictly.
+"""The official SQL-on-FHIR v2 test suite, every test, on every engine (DuckDB and Spark), compared strictly.
 
 The suite lives outside the project (``../shared/sof-tests``, or ``$FHIRLAKE_SOF_TESTS``);
 without it these tests skip with that reason. Comparison rules (the suite's README):
@@ -11,8 +11,10 @@ without it these tests skip with that reason. Comparison rules (the suite's READ
 * ``expectColumns`` fixes the column order; ``expectError`` runs the view over the file's
   resources and requires a fhirlake SofError.
 
-A test fhirlake cannot pass goes in KNOWN_FAILURES with its reason; it is then expected to
-fail (strict xfail), so fixing it forces removing it from the map.
+A test fhirlake cannot pass on an engine goes in KNOWN_FAILURES with the engine and its reason;
+it is then expected to fail (strict xfail), so fixing it forces removing it from the map. The
+Spark cases share the session-scoped local Spark of ``tests/conftest.py`` (and skip without
+pyspark or Java).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import pytest
 from fhirlake.sof import SofError, compile_view, parse_view, resources_table, run_view
 from tests.conftest import shared_dir
 
-# (file, test title) -> why fhirlake fails it. Empty: all 134 pass.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+ENGINES = ("duckdb", "spark")
+
+# (engine, file, test title) -> why fhirlake fails it there. Empty: all 134 pass on both engines.
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 
 def _suite_dir() -> Path | None:
@@ -43,18 +47,19 @@ def _suite_dir() -> Path | None:
 def _cases() -> list[Any]:
     folder = _suite_dir()
     if folder is None or not folder.is_dir():
-        return [pytest.param(None, None, marks=pytest.mark.skip(reason="SQL-on-FHIR suite not found (../shared/sof-tests or $FHIRLAKE_SOF_TESTS)"))]
+        return [pytest.param(None, None, None, marks=pytest.mark.skip(reason="SQL-on-FHIR suite not found (../shared/sof-tests or $FHIRLAKE_SOF_TESTS)"))]
     cases = []
-    for path in sorted(folder.glob("*.json")):
-        if path.name == "tests.schema.json":
-            continue
-        suite = json.loads(path.read_text(encoding="utf-8"))
-        for test in suite["tests"]:
-            marks = []
-            reason = KNOWN_FAILURES.get((path.name, test["title"]))
-            if reason:
-                marks.append(pytest.mark.xfail(reason=reason, strict=True))
-            cases.append(pytest.param(suite, test, id=f"{path.stem}: {test['title']}", marks=marks))
+    for engine in ENGINES:
+        for path in sorted(folder.glob("*.json")):
+            if path.name == "tests.schema.json":
+                continue
+            suite = json.loads(path.read_text(encoding="utf-8"))
+            for test in suite["tests"]:
+                marks = []
+                reason = KNOWN_FAILURES.get((engine, path.name, test["title"]))
+                if reason:
+                    marks.append(pytest.mark.xfail(reason=reason, strict=True))
+                cases.append(pytest.param(engine, suite, test, id=f"{engine}: {path.stem}: {test['title']}", marks=marks))
     return cases
 
 
@@ -91,14 +96,16 @@ def _multiset(rows: list[dict[str, Any]], types: dict[str, str | None]) -> list[
     return sorted(repr(sorted((k, _canonical(v, types.get(k))) for k, v in row.items())) for row in rows)
 
 
-@pytest.mark.parametrize(("suite", "test"), _cases())
-def test_official_suite(suite: dict[str, Any], test: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("engine", "suite", "test"), _cases())
+def test_official_suite(engine: str, suite: dict[str, Any], test: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    if engine == "spark":
+        request.getfixturevalue("spark")  # the one local Spark of the run (skips without it)
     resources = resources_table(suite["resources"])
     if test.get("expectError"):
         with pytest.raises(SofError):
-            run_view(compile_view(parse_view(test["view"])), resources)
+            run_view(compile_view(parse_view(test["view"])), resources, engine=engine)
         return
-    result = run_view(test["view"], resources)
+    result = run_view(test["view"], resources, engine=engine)
     assert result.table is not None
     rows = result.table.to_pylist()
     if "expectCount" in test:

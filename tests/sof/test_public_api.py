@@ -10,6 +10,7 @@ def test_public_names() -> None:
         "Column", "CompiledView", "Constant", "FhirPathSyntaxError", "OutputColumn", "PathExpression",
         "RunResult", "Select", "SofError", "Tag", "ViewDefinition", "ViewDefinitionError",
         "ViewEvaluationError", "Where", "compile_view", "load_view", "parse_view", "resources_table", "run_view",
+        "spark_view_dataframe",
     }
     for name in fhirlake.sof.__all__:
         assert getattr(fhirlake.sof, name) is not None

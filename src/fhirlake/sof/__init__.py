@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         parse_view,
     )
     from fhirlake.sof.runner import RunResult, resources_table, run_view
+    from fhirlake.sof.spark_engine import spark_view_dataframe
 
 _EXPORTS = {
     "CompiledView": "fhirlake.sof.compiler",
@@ -60,6 +61,7 @@ _EXPORTS = {
     "RunResult": "fhirlake.sof.runner",
     "resources_table": "fhirlake.sof.runner",
     "run_view": "fhirlake.sof.runner",
+    "spark_view_dataframe": "fhirlake.sof.spark_engine",
 }
 
 
@@ -91,4 +93,5 @@ __all__ = [
     "parse_view",
     "resources_table",
     "run_view",
+    "spark_view_dataframe",
 ]

@@ -26,15 +26,15 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fhirlake.errors import InputDataError
-from fhirlake.sof.compiler import CompiledView, OutputColumn, compile_view
-from fhirlake.sof.compiler.view import ROOT_ALIAS, WRONG_TYPE_MESSAGE
+from fhirlake.sof.compiler import CompiledView, compile_view
+from fhirlake.sof.compiler.view import WRONG_TYPE_MESSAGE
+from fhirlake.sof.engines import dialect
 from fhirlake.sof.engines.duckdb_dialect import DIALECT as DUCKDB
 from fhirlake.sof.errors import ViewEvaluationError
-from fhirlake.sof.fhirpath import parse as parse_fhirpath
 from fhirlake.sof.inputs import find_files, scan_lines
-from fhirlake.sof.model import Column, ViewDefinition, load_view, parse_view
+from fhirlake.sof.model import ViewDefinition, load_view, parse_view
 
-__all__ = ["RunResult", "run_view", "view_query"]
+__all__ = ["RunResult", "diagnose", "run_view", "view_query"]
 
 ViewLike: TypeAlias = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
 Source: TypeAlias = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
@@ -81,6 +81,8 @@ def run_view(
     quarantine: str | Path | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
     resource_column: str = "resource",
+    engine: str = "duckdb",
+    master: str | None = None,
 ) -> RunResult:
     """Run ``view`` over ``source`` and return the rows (or write them to ``output`` Parquet).
 
@@ -89,10 +91,19 @@ def run_view(
     relation, rows of other resource types are skipped, as the specification says; in files,
     they are an error (or quarantined with ``skip_invalid``).
 
+    ``engine="spark"`` runs the same compiled view on Spark (the ``spark`` extra; ``master``
+    as for :func:`fhirlake.spark.spark_session`, default ``local[1]``). There ``source`` may
+    also be a silver Delta table folder or a Spark DataFrame, and ``output`` is written as a
+    folder of Parquet files, Spark's way; ``skip_invalid`` and ``connection`` are DuckDB's.
+
     >>> result = run_view(view_json, "export/")                    # doctest: +SKIP
     >>> run_view(view_json, "export/", output="patient.parquet")   # doctest: +SKIP
+    >>> run_view(view_json, "lake/silver/Patient", engine="spark", master="local[2]")  # doctest: +SKIP
     """
     compiled = as_compiled(view)
+    if engine != "duckdb":
+        return _run_elsewhere(compiled, source, engine, output=output, master=master, skip_invalid=skip_invalid,
+                              resource_column=resource_column)
     con = connection if connection is not None else duckdb.connect()
     try:
         if isinstance(source, pa.Table | duckdb.DuckDBPyRelation):
@@ -110,7 +121,7 @@ def run_view(
         try:
             return _execute_files(con, compiled, files, output, strict=True)
         except duckdb.Error as exc:
-            raise _diagnose(exc, files, compiled.view.resource) from exc
+            raise diagnose(str(exc), files, compiled.view.resource) from exc
     finally:
         if connection is None:
             con.close()
@@ -141,17 +152,7 @@ def view_query(
     projections += [exp.alias_(exp.column(column, quoted=True), carried[name], quoted=True) for name, column in (carry or {}).items()]
     table = source if isinstance(source, exp.Table | exp.Subquery) else exp.Table(this=source)
     inner = exp.select(*projections).from_(table)
-    extra = tuple(
-        (OutputColumn(_carried_column(name), None), exp.column(hidden, table=ROOT_ALIAS, quoted=True))
-        for name, hidden in carried.items()
-    )
-    compiled = replace(compiled, columns=compiled.columns + tuple(c for c, _ in extra), per_resource=compiled.per_resource + extra)
-    return compiled.query(inner.subquery())
-
-
-def _carried_column(name: str) -> Column:
-    """The model of a column copied from the source relation, not computed from the resource."""
-    return Column(name=name, path=name, expression=parse_fhirpath(name), pointer=f"/carried/{name}")
+    return compiled.carrying(carried).query(inner.subquery())
 
 
 def read_json_source(compiled: CompiledView, files: Sequence[Path], *, large_objects: bool = False) -> exp.Expression:
@@ -272,17 +273,31 @@ def _empty_source(compiled: CompiledView) -> exp.Expression:
     return exp.select(*columns).where(exp.false()).subquery()
 
 
-def _diagnose(exc: duckdb.Error, files: Sequence[Path], resource_type: str) -> Exception:
-    """After DuckDB failed: find the first unusable line and name it, else explain the error."""
+def diagnose(message: str, files: Sequence[Path], resource_type: str) -> Exception:
+    """After an engine failed with ``message``: find the first unusable line and name it, else
+    explain the error."""
     for path, number, _line, problem in scan_lines(files, resource_type):
         if problem is not None:
             return InputDataError(str(path), number, problem)
-    if WRONG_TYPE_MESSAGE in str(exc):  # cannot happen once every line passed the scan
+    if WRONG_TYPE_MESSAGE in message:  # cannot happen once every line passed the scan
         return InputDataError(str(files[0]), 0, "a resource of another type")
-    return _evaluation_error(exc)
+    return _evaluation_error(message)
 
 
-def _evaluation_error(exc: duckdb.Error) -> ViewEvaluationError:
+def _run_elsewhere(
+    compiled: CompiledView, source: Source, engine: str, *, output: str | Path | None, master: str | None,
+    skip_invalid: bool, resource_column: str,
+) -> RunResult:
+    """Run on another engine than DuckDB (only Spark today)."""
+    dialect(engine)  # an unknown engine is a ValueError naming the known ones
+    if skip_invalid:
+        raise ValueError("skip_invalid is only available on the duckdb engine")
+    from fhirlake.sof.spark_engine import run_view_spark
+
+    return run_view_spark(compiled, source, output=output, master=master, resource_column=resource_column)
+
+
+def _evaluation_error(exc: duckdb.Error | str) -> ViewEvaluationError:
     message = str(exc).split("\n")[0]
     for prefix in ("Invalid Input Error: ", "Conversion Error: "):
         message = message.replace(prefix, "")

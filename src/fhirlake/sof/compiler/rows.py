@@ -197,7 +197,8 @@ class RowCompiler:
         if first.type is None:  # the paths lead nowhere on this type: no rows, typed columns
             with expressions.lenient():
                 inner = self.product(self.parts(select, inner_scope))
-            return RowSet(columns=inner.columns, rows=sql.null())
+            none = expressions.fresh_name("row")  # an empty list, typed by a NULL row of the columns
+            return RowSet(columns=inner.columns, rows=sql.list_filter(sql.list_of(self._null_row(inner.columns)), none, exp.false()))
         inner = self.product(self.parts(select, inner_scope))
         flattened = self._depth_first(select, first, first_items, payload, scope, pointer, depth=1)
         if inner.single is not None:

@@ -8,7 +8,8 @@ types are skipped, or, with ``strict``, stop the query so the runner can name th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlglot
@@ -21,7 +22,8 @@ from fhirlake.sof.compiler.rows import OutputColumn, RowCompiler
 from fhirlake.sof.compiler.values import Scope
 from fhirlake.sof.engines import dialect
 from fhirlake.sof.errors import ViewDefinitionError
-from fhirlake.sof.model import ViewDefinition, Where
+from fhirlake.sof.fhirpath import parse as parse_fhirpath
+from fhirlake.sof.model import Column, ViewDefinition, Where
 from fhirlake.sof.schema import SchemaNode
 
 __all__ = ["WRONG_TYPE_MESSAGE", "CompiledView", "compile_view"]
@@ -74,7 +76,7 @@ class CompiledView:
         projections = [exp.alias_(v, c.name, quoted=True) for c, v in self.per_resource]
         if self.rows is None:
             return exp.select(*projections).from_(from_).where(condition)
-        projections.append(exp.alias_(exp.Unnest(expressions=[self.rows]), _ROW))
+        projections.append(exp.alias_(exp.Explode(this=self.rows), _ROW))
         inner = exp.select(*projections).from_(from_).where(condition)
         from_rows = {c.name for c, _ in self.per_resource}
         outer = [
@@ -83,6 +85,17 @@ class CompiledView:
             for c in self.columns
         ]
         return exp.select(*outer).from_(inner.subquery("v"))
+
+    def carrying(self, carry: Mapping[str, str]) -> CompiledView:
+        """This view with more output columns, after the view's own: ``carry`` maps each output
+        name to a column of the source relation copied unchanged into every output row (a key
+        to merge rows by, for instance). The source must have those columns beside the
+        resource's elements."""
+        extra = tuple(
+            (OutputColumn(_carried_column(name), None), exp.column(source_column, table=ROOT_ALIAS, quoted=True))
+            for name, source_column in carry.items()
+        )
+        return replace(self, columns=self.columns + tuple(c for c, _ in extra), per_resource=self.per_resource + extra)
 
     def sql(
         self, source: exp.Expression | None = None, *, pretty: bool = True, strict: bool = False, engine: str = "duckdb"
@@ -131,6 +144,11 @@ def _compile_once(view: ViewDefinition, expressions: ExpressionCompiler) -> Comp
         rows=rows_sql,
         filters=filters,
     )
+
+
+def _carried_column(name: str) -> Column:
+    """The model of a column copied from the source relation, not computed from the resource."""
+    return Column(name=name, path=name, expression=parse_fhirpath(name), pointer=f"/carried/{name}")
 
 
 def _filter(where: Where, expressions: ExpressionCompiler) -> exp.Expression:

@@ -6,7 +6,8 @@ the compiler's list semantics (those of DuckDB, which it was written for).
 * ``concat`` and ``flatten`` return NULL when any list is NULL in Spark; the compiler counts a
   NULL list as empty;
 * ``size(NULL)`` is -1 outside ANSI mode: ``array_size`` is NULL for NULL in every mode;
-* a safe cast must stay ``try_cast`` (ANSI mode, Spark 4's default, fails a plain cast).
+* a safe cast must stay ``try_cast`` (ANSI mode, Spark 4's default, fails a plain cast);
+* ``round``'s scale must be a constant: a computed one scales by a power of ten instead.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def _concat_sql(self: Generator, expression: exp.ArrayConcat) -> str:
     return self.func("CONCAT", *(exp.Coalesce(this=values, expressions=[exp.Array(expressions=[])]) for values in lists))
 
 
+def _round_sql(self: Generator, expression: exp.Round) -> str:
+    decimals = expression.args.get("decimals")
+    if decimals is None or isinstance(decimals, exp.Literal):
+        return self.func("ROUND", expression.this, decimals)
+    # Spark wants a constant scale: scale by a power of ten, round to an integer, scale back.
+    scale = exp.Pow(this=exp.Literal.number(10), expression=decimals)
+    scaled = exp.Round(this=exp.Mul(this=exp.Paren(this=expression.this), expression=scale))
+    return self.sql(exp.Div(this=scaled, expression=scale.copy()))
+
+
 def _try_cast_sql(self: Generator, expression: exp.TryCast) -> str:
     return f"TRY_CAST({self.sql(expression, 'this')} AS {self.sql(expression, 'to')})"
 
@@ -73,6 +84,7 @@ class SparkEngine(Spark):
             exp.ArrayConcat: _concat_sql,
             exp.ArraySize: rename_func("ARRAY_SIZE"),
             exp.TryCast: _try_cast_sql,
+            exp.Round: _round_sql,
             RaiseError: rename_func("RAISE_ERROR"),
         }
 
