@@ -62,7 +62,7 @@ def build_lake(patients: int) -> Path:
         export = ROOT / "exports" / f"{source}-{patients}"
         shutil.rmtree(export, ignore_errors=True)
         generate(export, patients=patients // 2, seed=seed, workers=2)
-        lake.ingest(export, source=source)
+        lake.ingest(export, source=source, allow_raw=True)
     lake.close()
     return lake_dir
 

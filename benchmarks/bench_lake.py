@@ -125,7 +125,7 @@ def step_ingest(lake: str, folder: str, source: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     with fhirlake.connect(lake, read_only=False) as opened:
-        report = opened.ingest(folder, source=source)
+        report = opened.ingest(folder, source=source, allow_raw=True)
     seconds = time.perf_counter() - started
     changed = {t: vars(c) for t, c in report.types.items()}
     return {"seconds": seconds, "peak_mb": _peak_mb(), "snapshot": report.snapshot_id, "types": changed}

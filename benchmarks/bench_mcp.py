@@ -96,7 +96,7 @@ def build(folder: Path, patients: int) -> Path:
         if not (export / "manifest.json").exists():  # written last: a complete export is reused
             generate(export, patients=half, seed=seed, workers=2, overwrite=True)
         started = time.perf_counter()
-        lake.ingest(export, source=source)
+        lake.ingest(export, source=source, allow_raw=True)
         print(f"  ingested {source} ({half:,} patients) in {time.perf_counter() - started:.0f} s", flush=True)
     lake.close()
     return lake_dir

@@ -56,7 +56,7 @@ def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for source, seed in (("site-a", DEMO_LAKE_SEED), ("site-b", DEMO_LAKE_SEED + 1)):
         export = root / "exports" / source
         generate(export, patients=half, seed=seed, workers=1)
-        lake.ingest(export, source=source)
+        lake.ingest(export, source=source, allow_raw=True)
     return root / "lake"
 
 

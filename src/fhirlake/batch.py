@@ -135,8 +135,6 @@ def read_batch(path: str | Path, *, source: str | None = None, export_id: str | 
         batch = _with_manifest(path)
     else:
         batch = _by_name(path)
-    if batch.is_empty and not batch.manifest_counts:
-        raise BatchError(f"{path}: no NDJSON files of FHIR resources, no Bundles and nothing deleted")
     _check_not_empty(batch)
     batch = Batch(batch.path, export_id or batch.export_id, batch.files, source, batch.bundles, batch.deleted,
                   batch.transaction_time, batch.manifest_counts, batch.lines, batch.pseudonymised)

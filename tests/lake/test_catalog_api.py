@@ -36,7 +36,7 @@ from tests.lake.conftest import Exports
 def lake(tmp_path_factory: pytest.TempPathFactory, exports: Exports, views: Path) -> Lake:
     root = tmp_path_factory.mktemp("catalog")
     writer = connect(root, read_only=False, views=views)
-    writer.ingest(exports.full, source="hospital-a")
+    writer.ingest(exports.full, source="hospital-a", allow_raw=True)
     writer.close()
     return fhirlake.connect(root)
 
@@ -94,11 +94,11 @@ def test_errors_are_clear(lake: Lake, exports: Exports, tmp_path: Path) -> None:
     with pytest.raises(UnknownTableError, match="no table 'nope'"):
         lake.describe("nope")
     with pytest.raises(ReadOnlyLakeError):
-        lake.ingest(exports.full, source="x")
+        lake.ingest(exports.full, source="x", allow_raw=True)
     with pytest.raises(LakeNotFoundError, match="ingest an export first"):
         fhirlake.connect(tmp_path / "missing")
     with pytest.raises(ExportFolderError, match="no such export folder"):
-        connect(tmp_path / "l", read_only=False).ingest(tmp_path / "none", source="x")
+        connect(tmp_path / "l", read_only=False).ingest(tmp_path / "none", source="x", allow_raw=True)
     with pytest.raises(fhirlake.lake.LakeError, match="as_of opens a past snapshot"):
         fhirlake.connect(lake.storage.root, as_of=1, read_only=False)
 
@@ -108,7 +108,7 @@ def test_a_bad_line_is_named(views: Path, tmp_path: Path) -> None:
     with (folder / "Patient.ndjson").open("ab") as file:
         file.write(b'{"resourceType": "Patient"}\n')
     with pytest.raises(InputDataError, match=r"Patient.ndjson:2: the resource has no id"):
-        connect(tmp_path / "lake", read_only=False, views=views).ingest(folder, source="x")
+        connect(tmp_path / "lake", read_only=False, views=views).ingest(folder, source="x", allow_raw=True)
 
 
 def test_a_second_writer_is_refused(exports: Exports, tmp_path: Path) -> None:
@@ -116,13 +116,13 @@ def test_a_second_writer_is_refused(exports: Exports, tmp_path: Path) -> None:
     (root / "_fhirlake").mkdir(parents=True)
     (root / "_fhirlake" / "lock").write_text(f"{socket.gethostname()} {os.getpid()}")
     with pytest.raises(LakeBusyError, match="being written by another process"):
-        connect(root, read_only=False).ingest(exports.full, source="x")
+        connect(root, read_only=False).ingest(exports.full, source="x", allow_raw=True)
 
 
 def test_a_changed_view_is_rebuilt_by_build(exports: Exports, tmp_path: Path) -> None:
     views = helpers.views_folder(tmp_path / "views", ["patient"])
     lake = connect(tmp_path / "lake", read_only=False, views=views)
-    lake.ingest(exports.full, source="hospital-a")
+    lake.ingest(exports.full, source="hospital-a", allow_raw=True)
     assert not lake.build().rebuilt
     definition = json.loads((views / "patient.json").read_text())
     definition["select"][0]["column"].append({"name": "first_language", "path": "communication.language.coding.code.first()", "type": "code"})
@@ -138,20 +138,20 @@ def test_a_changed_view_is_rebuilt_by_build(exports: Exports, tmp_path: Path) ->
 def test_a_uri_root_works(exports: Exports, views: Path, tmp_path: Path) -> None:
     uri = (tmp_path / "lake").as_uri()
     lake = fhirlake.connect(uri, read_only=False, views=views)
-    lake.ingest(exports.full, source="hospital-a")
+    lake.ingest(exports.full, source="hospital-a", allow_raw=True)
     assert fhirlake.connect(uri).sql("SELECT count(*) AS n FROM gold.observation")["n"][0] == 36
 
 
 def test_cli(exports: Exports, views: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = str(tmp_path / "lake")
-    assert main(["lake", "ingest", str(exports.full), "--source", "hospital-a", "--lake", root, "--views", str(views)]) == 0
+    assert main(["lake", "ingest", str(exports.full), "--source", "hospital-a", "--lake", root, "--views", str(views), "--allow-raw"]) == 0
     assert "snapshot 1: export 'full'" in capsys.readouterr().out
     assert main(["lake", "status", "--lake", root]) == 0
     status = capsys.readouterr().out
     assert "gold.patient" in status and "watermark 2025-06-30T12:00:00+00:00" in status
     assert main(["sql", "SELECT count(*) AS n FROM gold.patient", "--lake", root]) == 0
     assert "6" in capsys.readouterr().out
-    assert main(["lake", "ingest", str(exports.incremental), "--source", "hospital-a", "--lake", root, "--views", str(views)]) == 0
+    assert main(["lake", "ingest", str(exports.incremental), "--source", "hospital-a", "--lake", root, "--views", str(views), "--allow-raw"]) == 0
     capsys.readouterr()
     assert main(["lake", "optimize", "--lake", root, "--views", str(views)]) == 0
     assert "gold tables compacted" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from fhirlake.lake._ingest import KILL_ENV
 from tests.lake import helpers
 from tests.lake.conftest import Exports
 
-_INGEST = "import sys, fhirlake; fhirlake.connect(sys.argv[1], read_only=False, views=sys.argv[3]).ingest(sys.argv[2], source='hospital-a')"
+_INGEST = "import sys, fhirlake; fhirlake.connect(sys.argv[1], read_only=False, views=sys.argv[3]).ingest(sys.argv[2], source='hospital-a', allow_raw=True)"
 
 
 def _ingest_killed_at(step: str, root: Path, folder: Path, views: Path) -> None:
@@ -42,8 +42,8 @@ def _assert_readable(root: Path, snapshot: int) -> None:
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory, exports: Exports, views: Path) -> Lake:
     lake = connect(tmp_path_factory.mktemp("clean"), read_only=False, views=views)
-    lake.ingest(exports.full, source="hospital-a")
-    lake.ingest(exports.incremental, source="hospital-a")
+    lake.ingest(exports.full, source="hospital-a", allow_raw=True)
+    lake.ingest(exports.incremental, source="hospital-a", allow_raw=True)
     return lake
 
 
@@ -57,11 +57,11 @@ def _same_tables(a: Lake, b: Lake) -> None:
 @pytest.mark.parametrize("step", ["gold:observation", "silver:Observation", "snapshot"])
 def test_killed_mid_merge_then_replayed(step: str, clean: Lake, exports: Exports, views: Path, tmp_path: Path) -> None:
     root = tmp_path / "lake"
-    connect(root, read_only=False, views=views).ingest(exports.full, source="hospital-a")
+    connect(root, read_only=False, views=views).ingest(exports.full, source="hospital-a", allow_raw=True)
     _ingest_killed_at(step, root, exports.incremental, views)
     _assert_readable(root, snapshot=1)
     lake = connect(root, read_only=False, views=views)
-    report = lake.ingest(exports.incremental, source="hospital-a")
+    report = lake.ingest(exports.incremental, source="hospital-a", allow_raw=True)
     assert report.snapshot_id == 2
     _same_tables(lake, clean)
 
@@ -70,12 +70,12 @@ def test_another_export_after_a_crash_repairs_gold_first(exports: Exports, views
     other = helpers.write_export(tmp_path / "other", [helpers.patient("p7", "2025-07-03T00:00:00Z")],
                                  transaction_time="2025-07-03T00:00:00Z")
     root = tmp_path / "lake"
-    connect(root, read_only=False, views=views).ingest(exports.full, source="hospital-a")
+    connect(root, read_only=False, views=views).ingest(exports.full, source="hospital-a", allow_raw=True)
     _ingest_killed_at("gold:observation", root, exports.incremental, views)
     lake = connect(root, read_only=False, views=views)
-    report = lake.ingest(other, source="hospital-a")
+    report = lake.ingest(other, source="hospital-a", allow_raw=True)
     assert report.gold["observation"].rebuilt  # committed by the run that was killed
     expected = connect(tmp_path / "expected", read_only=False, views=views)
-    expected.ingest(exports.full, source="hospital-a")
-    expected.ingest(other, source="hospital-a")
+    expected.ingest(exports.full, source="hospital-a", allow_raw=True)
+    expected.ingest(other, source="hospital-a", allow_raw=True)
     _same_tables(lake, expected)

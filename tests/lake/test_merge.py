@@ -15,7 +15,7 @@ from tests.lake.conftest import Exports
 def _lake(root: Path, views: Path, *folders: Path) -> Lake:
     lake = connect(root, read_only=False, views=views)
     for folder in folders:
-        lake.ingest(folder, source="hospital-a")
+        lake.ingest(folder, source="hospital-a", allow_raw=True)
     return lake
 
 
@@ -37,7 +37,7 @@ def test_incremental_gives_the_tables_of_a_rebuild_from_the_final_state(
 
 def test_the_report_counts_what_changed(exports: Exports, views: Path, tmp_path: Path) -> None:
     lake = _lake(tmp_path, views, exports.full)
-    report = lake.ingest(exports.incremental, source="hospital-a")
+    report = lake.ingest(exports.incremental, source="hospital-a", allow_raw=True)
     assert report.types["Observation"] == TypeCounts(inserted=1, updated=2, unchanged=1, deleted=1)
     assert report.types["Encounter"] == TypeCounts(inserted=1, updated=2, unchanged=1, deleted=1)
     assert report.types["Patient"] == TypeCounts(inserted=1, updated=1, unchanged=0, deleted=1)
@@ -58,10 +58,10 @@ def test_updates_and_deletes_reach_gold(merged: Lake) -> None:
 def test_replaying_an_export_changes_nothing(exports: Exports, views: Path, tmp_path: Path) -> None:
     lake = _lake(tmp_path, views, exports.full, exports.incremental)
     before = lake.tables()
-    again = lake.ingest(exports.incremental, source="hospital-a")
+    again = lake.ingest(exports.incremental, source="hospital-a", allow_raw=True)
     assert again.already_ingested and again.snapshot_id == 2
-    renamed = lake.ingest(exports.incremental, source="hospital-a", export_id="inc-again")
-    older = lake.ingest(exports.full, source="hospital-a", export_id="full-again")
+    renamed = lake.ingest(exports.incremental, source="hospital-a", export_id="inc-again", allow_raw=True)
+    older = lake.ingest(exports.full, source="hospital-a", export_id="full-again", allow_raw=True)
     assert not renamed.changed and not older.changed
     after = lake.tables()
     assert after.select("name", "version", "rows").equals(before.select("name", "version", "rows"))
@@ -99,11 +99,11 @@ def test_a_resource_without_lastupdated_takes_the_transaction_time(views: Path, 
 
 def test_sources_are_merged_separately(exports: Exports, views: Path, tmp_path: Path) -> None:
     lake = _lake(tmp_path / "lake", views, exports.full)
-    lake.ingest(exports.full, source="hospital-b", export_id="full-b")
+    lake.ingest(exports.full, source="hospital-b", export_id="full-b", allow_raw=True)
     assert lake.sql("SELECT count(*) AS n FROM gold.patient")["n"][0] == 12
     only_deleted = tmp_path / "deletions"
     only_deleted.mkdir()
-    report = lake.ingest(only_deleted, source="hospital-b", deleted=["Patient/p0", "Observation/o000"])
+    report = lake.ingest(only_deleted, source="hospital-b", deleted=["Patient/p0", "Observation/o000"], allow_raw=True)
     assert report.types["Patient"].deleted == 1 and report.gold["observation"].rows_removed == 1
     rows = lake.sql("SELECT _source, count(*) AS n FROM gold.patient WHERE patient_id = 'p0' GROUP BY ALL")
     assert rows.rows() == [("hospital-a", 1)]
@@ -113,7 +113,7 @@ def test_sources_are_merged_separately(exports: Exports, views: Path, tmp_path: 
 def test_an_open_reader_keeps_its_snapshot_and_a_new_one_sees_the_ingest(exports: Exports, views: Path, tmp_path: Path) -> None:
     writer = _lake(tmp_path / "lake", views, exports.full)
     reader = fhirlake.connect(tmp_path / "lake")
-    writer.ingest(exports.incremental, source="hospital-a")
+    writer.ingest(exports.incremental, source="hospital-a", allow_raw=True)
     assert writer.snapshot is not None and writer.snapshot.id == 2
     assert reader.snapshot is not None and reader.snapshot.id == 1
     assert "p4" in set(reader.sql("SELECT patient_id FROM gold.patient")["patient_id"])

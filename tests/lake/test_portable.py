@@ -32,8 +32,8 @@ def moved(tmp_path: Path, exports: Exports, views: Path) -> tuple[Path, dict[str
     """A lake built in ``original/``, copied to ``copy/``; the original is deleted."""
     original = tmp_path / "original"
     with fhirlake.connect(original, read_only=False, views=views) as lake:
-        lake.ingest(exports.full, source="a")
-        lake.ingest(exports.incremental, source="a")
+        lake.ingest(exports.full, source="a", allow_raw=True)
+        lake.ingest(exports.incremental, source="a", allow_raw=True)
         expected = answers(lake)
     shutil.copytree(original, tmp_path / "copy")
     shutil.rmtree(original)
@@ -65,7 +65,7 @@ def test_a_copied_lake_takes_new_exports(
 ) -> None:
     copy, _ = moved
     with fhirlake.connect(copy, read_only=False, views=views) as lake:
-        lake.ingest(exports.final, source="b")
+        lake.ingest(exports.final, source="b", allow_raw=True)
         assert lake.sql("SELECT count(DISTINCT _source) FROM gold.patient").item() == 2
 
 

@@ -30,7 +30,7 @@ def _sorted_rows(table: pa.Table) -> pa.Table:
 def duck_lake(tmp_path_factory: pytest.TempPathFactory, synthea_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("spark-build") / "duck"
     with fhirlake.connect(root, read_only=False) as lake:
-        lake.ingest(synthea_dir, source="synthea")
+        lake.ingest(synthea_dir, source="synthea", allow_raw=True)
     return root
 
 

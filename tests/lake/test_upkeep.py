@@ -30,7 +30,7 @@ def counts(lake_root: Path) -> dict[int, int]:
 def test_a_removed_views_table_leaves_the_catalog(tmp_path: Path, exports: Exports, views: Path) -> None:
     root = tmp_path / "lake"
     with fhirlake.connect(root, read_only=False, views=views) as lake:
-        lake.ingest(exports.full, source="a")
+        lake.ingest(exports.full, source="a", allow_raw=True)
     fewer = tmp_path / "fewer"
     shutil.copytree(views, fewer)
     (fewer / "encounter.json").unlink()
@@ -53,8 +53,8 @@ def test_vacuum_frees_an_interrupted_runs_files_and_keeps_every_snapshot(
 ) -> None:
     root = tmp_path / "lake"
     with fhirlake.connect(root, read_only=False, views=views) as lake:
-        lake.ingest(exports.full, source="a")
-        lake.ingest(exports.incremental, source="a")
+        lake.ingest(exports.full, source="a", allow_raw=True)
+        lake.ingest(exports.incremental, source="a", allow_raw=True)
         lake.optimize()  # replaced files stay: earlier snapshots read them
     before = counts(root)
     # what a killed run leaves: an uncommitted data file, its scratch folder, a temporary catalog

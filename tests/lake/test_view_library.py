@@ -22,7 +22,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_gold_tables_hold_what_the_runner_gives(synthetic: Path, tmp_path: Path) -> None:
     lake = connect(tmp_path / "lake", read_only=False)
-    lake.ingest(synthetic, source="synth")
+    lake.ingest(synthetic, source="synth", allow_raw=True)
     for path in view_files():
         expected = _in_utc(pl.from_arrow(run_view(path, synthetic).table))
         actual = _in_utc(lake.sql(f"SELECT * EXCLUDE (_source) FROM gold.{path.stem}").select(expected.columns))
@@ -44,8 +44,8 @@ def test_optimize_compacts_gold_in_code_order_and_keeps_every_row(synthetic: Pat
     from fhirlake.lake._gold import load_gold_views
 
     lake = connect(tmp_path / "lake", read_only=False)
-    lake.ingest(synthetic, source="site-a")
-    lake.ingest(synthetic, source="site-b", export_id="b")
+    lake.ingest(synthetic, source="site-a", allow_raw=True)
+    lake.ingest(synthetic, source="site-b", export_id="b", allow_raw=True)
     before = {name: lake.sql(f"SELECT * FROM {name} ORDER BY ALL") for name in lake.tables()["name"] if name.startswith("gold.")}
     snapshot_before = lake.snapshot.id if lake.snapshot else None
 
@@ -76,7 +76,7 @@ def test_optimize_only_named_views_and_unknown_views_refused(synthetic: Path, tm
     from fhirlake.lake import LakeError
 
     lake = connect(tmp_path / "lake", read_only=False)
-    lake.ingest(synthetic, source="site-a")
+    lake.ingest(synthetic, source="site-a", allow_raw=True)
     with pytest.raises(LakeError, match="no view nope"):
         lake.optimize(["nope"])
     assert set(lake.optimize(["condition"]).compacted) == {"condition"}

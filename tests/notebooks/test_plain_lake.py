@@ -26,7 +26,7 @@ def plain_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = base / site
         generate(folder, patients=40, seed=70 + index, workers=1)
         (folder / "manifest.json").unlink()  # a plain folder of <Type>.ndjson files
-        assert main(["lake", "ingest", str(folder), "--source", site, "--lake", str(lake)]) == 0
+        assert main(["lake", "ingest", str(folder), "--source", site, "--lake", str(lake), "--allow-raw"]) == 0
     return lake
 
 

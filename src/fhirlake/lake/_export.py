@@ -1,14 +1,12 @@
-"""Read an export folder: which NDJSON files hold which type, what was deleted, and when.
+"""What an export brings to the lake: NDJSON files per type, deleted keys per type, and when.
 
-The folder is a (pseudonymised) Bulk Data export: ``<Type>.ndjson[.gz|.zst]`` files and an
-optional ``manifest.json`` whose ``output[]`` names the files, whose ``deleted[]`` names NDJSON
-files of Bundles listing deleted resources (entries with ``request.method = DELETE`` and
-``request.url = "Type/id"``), and whose ``transactionTime`` is the export's point in time.
+The files come from a :class:`fhirlake.batch.Batch` (any layout it reads); the deletions from
+its ``deleted[]`` files, NDJSON of Bundles listing deleted resources (entries with
+``request.method = DELETE`` and ``request.url = "Type/id"``).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,13 +15,12 @@ from pathlib import Path
 
 import orjson
 
+from fhirlake.batch import Batch, read_batch
 from fhirlake.lake.errors import ExportFolderError
 from fhirlake.sof import registry
 from fhirlake.sof.inputs import open_text
 
 __all__ = ["ExportFolder", "parse_time", "read_export"]
-
-_SUFFIXES = (".ndjson", ".ndjson.gz", ".ndjson.zst", ".jsonl", ".jsonl.gz", ".jsonl.zst")
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,7 @@ class ExportFolder:
     files: dict[str, tuple[Path, ...]]
     deleted: dict[str, frozenset[str]]
     transaction_time: datetime | None
+    pseudonymised: bool = False  # made by fhirlake pseudonymize (it holds a privacy report)
 
     @property
     def types(self) -> list[str]:
@@ -48,75 +46,43 @@ def parse_time(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def read_export(folder: str | Path, *, export_id: str | None = None, deleted: Iterable[str] | None = None) -> ExportFolder:
-    """Read ``folder``; ``deleted`` adds ``"Type/id"`` references to the manifest's deletions.
+def read_export(
+    folder: str | Path | Batch, *, export_id: str | None = None, deleted: Iterable[str] | None = None
+) -> ExportFolder:
+    """The export a batch brings (``folder`` is read with :func:`fhirlake.batch.read_batch`);
+    ``deleted`` adds ``"Type/id"`` references to its deletions.
 
-    ``export_id`` defaults to the folder's name (the bronze layout names export folders by id).
+    ``export_id`` defaults to the batch's (a bronze export's id, or the folder's name).
     """
-    path = Path(folder)
-    if not path.is_dir():
-        raise ExportFolderError(f"{path}: no such export folder")
-    manifest = _read_manifest(path)
-    files = _files_from_manifest(path, manifest) if manifest is not None else _files_by_name(path)
+    if isinstance(folder, Batch):
+        batch = folder
+    else:
+        if not Path(folder).exists():
+            raise ExportFolderError(f"{folder}: no such export folder")
+        batch = read_batch(folder)
     removed: dict[str, set[str]] = defaultdict(set)
-    listed = (manifest or {}).get("deleted") or []
-    for entry in listed if isinstance(listed, list) else []:
-        name = Path(str(entry.get("url", ""))).name if isinstance(entry, dict) else ""
-        if not (path / name).is_file():
-            raise ExportFolderError(f"{path / 'manifest.json'}: deleted file {name!r} is not in the folder")
-        for resource_type, key in _deleted_entries(path / name):
+    for file in batch.deleted:
+        for resource_type, key in _deleted_entries(file):
             removed[resource_type].add(key)
     for reference in deleted or ():
         resource_type, key = _split_reference(reference, "the deleted argument")
         removed[resource_type].add(key)
+    # without a manifest, Bundle files are the pseudonymiser's deletion Bundles, not data
+    listed = (batch.path / "manifest.json").is_file() or (batch.path / "state.jsonl").is_file()
+    files = {t: paths for t, paths in batch.files.items() if listed or t != "Bundle"}
     if not files and not removed:
-        raise ExportFolderError(f"{path}: no NDJSON files of FHIR resources and nothing deleted")
-    time_text = (manifest or {}).get("transactionTime")
+        raise ExportFolderError(f"{batch.path}: no NDJSON files of FHIR resources and nothing deleted")
     try:
-        transaction_time = parse_time(time_text) if isinstance(time_text, str) else None
+        transaction_time = parse_time(batch.transaction_time) if batch.transaction_time else None
     except ValueError as exc:
-        raise ExportFolderError(f"{path / 'manifest.json'}: transactionTime {time_text!r} is not an ISO instant") from exc
+        raise ExportFolderError(
+            f"{batch.path / 'manifest.json'}: transactionTime {batch.transaction_time!r} is not an ISO instant"
+        ) from exc
     return ExportFolder(
-        folder=path, export_id=export_id or path.name, files=files,
+        folder=batch.path, export_id=export_id or batch.export_id, files=dict(files),
         deleted={t: frozenset(keys) for t, keys in removed.items()}, transaction_time=transaction_time,
+        pseudonymised=batch.pseudonymised,
     )
-
-
-def _read_manifest(folder: Path) -> dict[str, object] | None:
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ExportFolderError(f"{manifest}: not a valid Bulk Data manifest ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ExportFolderError(f"{manifest}: not a valid Bulk Data manifest (not a JSON object)")
-    return data
-
-
-def _files_from_manifest(folder: Path, manifest: dict[str, object]) -> dict[str, tuple[Path, ...]]:
-    found: dict[str, list[Path]] = defaultdict(list)
-    outputs = manifest.get("output", [])
-    for entry in outputs if isinstance(outputs, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-            raise ExportFolderError(f"{folder / 'manifest.json'}: an output entry has no type")
-        name = Path(str(entry.get("url", ""))).name
-        if not (folder / name).is_file():
-            raise ExportFolderError(f"{folder / 'manifest.json'}: output file {name!r} is not in the folder")
-        found[entry["type"]].append(folder / name)
-    return {t: tuple(sorted(paths)) for t, paths in sorted(found.items())}
-
-
-def _files_by_name(folder: Path) -> dict[str, tuple[Path, ...]]:
-    """``Patient.ndjson``, ``Patient.000.ndjson.gz``, ``Patient-2.ndjson``: type before . or -."""
-    found: dict[str, list[Path]] = defaultdict(list)
-    for file in sorted(folder.iterdir()):
-        if file.is_file() and file.name.endswith(_SUFFIXES):
-            resource_type = file.name.split(".")[0].split("-")[0]
-            if registry.is_resource(resource_type) and resource_type != "Bundle":
-                found[resource_type].append(file)
-    return {t: tuple(paths) for t, paths in sorted(found.items())}
 
 
 def _deleted_entries(file: Path) -> Iterable[tuple[str, str]]:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
+from fhirlake.batch import Batch
 from fhirlake.lake._build import (
     EXPORT_KEY,
     SNAPSHOT_KEY,
@@ -84,7 +85,7 @@ from fhirlake.lake._silver import (
     ROWS_PER_GROUP as SILVER_ROWS_PER_GROUP,
 )
 from fhirlake.lake._storage import Storage
-from fhirlake.lake.errors import LakeError
+from fhirlake.lake.errors import LakeError, RawInputError
 
 __all__ = ["BuildReport", "CompactCounts", "IngestReport", "LakeWriter", "OptimizeReport", "TypeCounts", "ViewCounts"]
 
@@ -245,11 +246,20 @@ class LakeWriter:
     # ----------------------------------------------------------------------------------- ingest
 
     def ingest(
-        self, folder: str | Path, *, source: str, export_id: str | None = None, deleted: Iterable[str] | None = None
+        self, folder: str | Path | Batch, *, source: str, export_id: str | None = None,
+        deleted: Iterable[str] | None = None, allow_raw: bool = False,
     ) -> IngestReport:
-        """Merge one export folder into the lake; see the module docstring."""
+        """Merge one batch into the lake; see the module docstring.
+
+        A batch that ``fhirlake pseudonymize`` did not make (no privacy report) is refused
+        unless ``allow_raw``; when allowed, the snapshot records it and ``lake status`` says so.
+        """
         started = time.perf_counter()
         export = read_export(folder, export_id=export_id, deleted=deleted)
+        if not export.pseudonymised and not allow_raw:
+            raise RawInputError(
+                f"{export.folder}: not pseudonymised (no privacy-report.json): run fhirlake pseudonymize "
+                "first, or pass --allow-raw (allow_raw=True) to put raw data in this lake knowingly")
         with self.storage.lock():
             self.storage.clean_work()
             recorded = self.log.find_export(source, export.export_id)
@@ -280,7 +290,7 @@ class LakeWriter:
                 _checkpoint("tombstones")
             types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
             summary = {"types": {t: vars(c) for t, c in types.items()},
-                       "gold": {n: vars(c) for n, c in gold.items()}}
+                       "gold": {n: vars(c) for n, c in gold.items()}, "raw": not export.pseudonymised}
             snapshot = self._record(views, merge.tables, kind="ingest", source=source, export=export, summary=summary)
         return IngestReport(source, export.export_id, snapshot.id, False, types, gold, time.perf_counter() - started)
 

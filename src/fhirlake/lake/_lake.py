@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from fhirlake.batch import Batch
 from fhirlake.lake._build import Engine
 from fhirlake.lake._catalog import (
     catalog_connection,
@@ -83,6 +84,7 @@ class SourceStatus:
     last_export: str | None
     last_snapshot: int
     watermark: datetime | None
+    raw: bool = False  # some export of the source was ingested without pseudonymisation (allow_raw)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class LakeStatus:
                 for name, rows, version, files in self.tables.select("name", "rows", "version", "files").iter_rows()]
         for s in self.sources:
             mark = s.watermark.isoformat() if s.watermark else "none (no transactionTime)"
-            out.append(f"  source {s.source}: last export {s.last_export!r} (snapshot {s.last_snapshot}), watermark {mark}")
+            out.append(f"  source {s.source}: last export {s.last_export!r} (snapshot {s.last_snapshot}), watermark {mark}"
+                       + ("; RAW DATA: ingested without pseudonymisation (--allow-raw)" if s.raw else ""))
         return out
 
 
@@ -184,15 +187,20 @@ class Lake:
     # ------------------------------------------------------------------------------- writes
 
     def ingest(
-        self, folder: str | Path, *, source: str, export_id: str | None = None, deleted: Iterable[str] | None = None
+        self, folder: str | Path | Batch, *, source: str, export_id: str | None = None,
+        deleted: Iterable[str] | None = None, allow_raw: bool = False,
     ) -> IngestReport:
-        """Merge an export folder of (pseudonymised) NDJSON into the lake; then this Lake shows it.
+        """Merge a pseudonymised batch (:class:`fhirlake.batch.Batch`, or its folder) into the
+        lake; then this Lake shows it.
 
         Changed resources (new, or with a later ``meta.lastUpdated``) replace their silver row
         and gold rows; ``deleted`` (``"Type/id"``) and the manifest's ``deleted[]`` remove them.
-        Replaying an export changes nothing.
+        Replaying an export changes nothing. A batch ``fhirlake pseudonymize`` did not make is
+        refused (:class:`RawInputError`) unless ``allow_raw``; ``status()`` then names the source
+        as holding raw data.
         """
-        report = self._writer().ingest(folder, source=source, export_id=export_id, deleted=deleted)
+        report = self._writer().ingest(folder, source=source, export_id=export_id, deleted=deleted,
+                                       allow_raw=allow_raw)
         self._reopen()
         return report
 
@@ -230,7 +238,8 @@ class Lake:
                 continue
             before = sources.get(s.source)
             marks = [m for m in (before.watermark if before else None, s.transaction_time) if m is not None]
-            sources[s.source] = SourceStatus(s.source, s.export_id, s.id, max(marks) if marks else None)
+            raw = bool(s.summary.get("raw")) or (before is not None and before.raw)
+            sources[s.source] = SourceStatus(s.source, s.export_id, s.id, max(marks) if marks else None, raw)
         tables = self.sql("SELECT name, layer, rows, version, files FROM fhirlake.tables ORDER BY layer DESC, name") \
             if self.snapshot is not None else pl.DataFrame()
         return LakeStatus(self.storage.root, self.snapshot, tables, tuple(sources.values()))

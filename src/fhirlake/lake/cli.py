@@ -47,13 +47,20 @@ def lake_group() -> None:
 @click.option("--source", required=True, help="Name of the source (hospital, server) the export comes from.")
 @click.option("--export-id", default=None, help="Id of the export (default: the folder's name).")
 @click.option("--deleted", multiple=True, metavar="TYPE/ID", help="A deleted resource, besides the manifest's deleted[].")
+@click.option("--allow-raw", is_flag=True,
+              help="Ingest a batch that fhirlake pseudonymize did not make (real identifiers reach the lake; "
+                   "lake status will say so).")
 @_LAKE
 @_VIEWS
-def ingest_command(folder: Path, source: str, export_id: str | None, deleted: tuple[str, ...], root: str | None,
-                   views: Path | None) -> None:
-    """Merge an export FOLDER of (pseudonymised) NDJSON into the lake."""
+def ingest_command(folder: Path, source: str, export_id: str | None, deleted: tuple[str, ...], allow_raw: bool,
+                   root: str | None, views: Path | None) -> None:
+    """Merge a pseudonymised batch FOLDER (the output of fhirlake pseudonymize) into the lake.
+
+    Exits non-zero, with a one-line reason, on a file whose name is not a resource type, an
+    empty file the manifest counts, or a batch that was not pseudonymised (unless --allow-raw).
+    """
     with connect(root, read_only=False, views=views) as lake:
-        report = lake.ingest(folder, source=source, export_id=export_id, deleted=deleted)
+        report = lake.ingest(folder, source=source, export_id=export_id, deleted=deleted, allow_raw=allow_raw)
     click.echo("\n".join(report.lines()))
 
 

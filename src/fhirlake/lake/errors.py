@@ -7,6 +7,7 @@
         ├── ReadOnlyLakeError         a write on a lake opened read-only
         ├── LakeBusyError             another process is writing the lake
         ├── ExportFolderError         an export folder or its manifest cannot be used
+        ├── RawInputError             a batch not pseudonymised, without allow_raw
         └── UnknownTableError         a table name the catalog does not have
 
 Lower-level errors (deltalake, DuckDB, file systems) are mapped at the boundary with
@@ -22,6 +23,7 @@ __all__ = [
     "LakeBusyError",
     "LakeError",
     "LakeNotFoundError",
+    "RawInputError",
     "ReadOnlyLakeError",
     "SnapshotNotFoundError",
     "UnknownTableError",
@@ -54,3 +56,7 @@ class ExportFolderError(LakeError):
 
 class UnknownTableError(LakeError):
     """The catalog has no table of that name."""
+
+
+class RawInputError(LakeError):
+    """A batch that was not pseudonymised, given without ``allow_raw`` (``--allow-raw``)."""

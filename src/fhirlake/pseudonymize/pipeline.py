@@ -38,11 +38,11 @@ from fhirlake.pseudonymize.policy import Policy
 from fhirlake.pseudonymize.reader import (
     Location,
     Source,
+    discover,
     open_input,
     read_context,
     read_patients,
     read_records,
-    sources_of,
 )
 from fhirlake.pseudonymize.report import QUARANTINE_NAME, REPORT_NAME, PrivacyReport
 from fhirlake.pseudonymize.rules import ResourceContext, RuleStats, StructuredRules
@@ -384,7 +384,7 @@ def pseudonymize(
         batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
     except BatchError as exc:
         raise PseudonymizeError(str(exc)) from None
-    sources = sources_of(batch)
+    sources = discover(batch)
     patients = read_directory(sources, text=effective.uses_text, policy=effective)
     rules = StructuredRules(effective, key, load_registry(), patients, today or dt.date.today())
     if effective.uses_text and scrubber is None:

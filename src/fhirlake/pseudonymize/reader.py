@@ -81,6 +81,8 @@ def discover(input_path: Path | Batch) -> list[Source]:
         batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
     except BatchError as exc:
         raise PseudonymizeError(str(exc)) from None
+    if batch.is_empty:
+        raise PseudonymizeError(f"{batch.path}: no NDJSON files of FHIR resources, no Bundles and nothing deleted")
     return sources_of(batch)
 
 
