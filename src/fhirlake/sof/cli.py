@@ -1,7 +1,7 @@
 """``fhirlake view``: run, validate and show the SQL of ViewDefinitions.
 
 The compiler and the runner (sqlglot, DuckDB, pyarrow) are imported inside each command, so
-``fhirlake view --help`` starts at once.
+``fhirlake view --help`` starts at once; pyspark only when ``--engine spark`` is given.
 """
 
 from __future__ import annotations
@@ -26,19 +26,32 @@ def view_group() -> None:
 @view_group.command("run")
 @click.argument("view")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "output", type=click.Path(path_type=Path), help="Write the rows to this Parquet file.")
-@click.option("--skip-invalid", is_flag=True, help="Quarantine unusable lines instead of stopping at the first.")
+@click.option("--out", "output", type=click.Path(path_type=Path),
+              help="Write the rows to this Parquet file (on Spark: a folder of Parquet files).")
+@click.option("--skip-invalid", is_flag=True, help="Quarantine unusable lines instead of stopping at the first (DuckDB).")
 @click.option("--quarantine", type=click.Path(path_type=Path), help="Where quarantined lines go (NDJSON).")
 @click.option("--limit", default=20, show_default=True, help="Rows to print when not writing a file.")
-def run_command(view: str, source: Path, output: Path | None, skip_invalid: bool, quarantine: Path | None, limit: int) -> None:
-    """Run VIEW over SOURCE (a Bulk Data export folder or NDJSON files)."""
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Run on DuckDB, or on Spark (the spark extra and Java 17).")
+@click.option("--master", help="Spark master URL with --engine spark (local[N], spark://host:7077, yarn...); default local[1].")
+def run_command(
+    view: str, source: Path, output: Path | None, skip_invalid: bool, quarantine: Path | None, limit: int,
+    engine: str, master: str | None,
+) -> None:
+    """Run VIEW over SOURCE (a Bulk Data export folder or NDJSON files; on Spark, also a silver
+    Delta table folder such as LAKE/silver/Patient)."""
     from rich.console import Console
 
     from fhirlake.sof.library import resolve_view
     from fhirlake.sof.runner import run_view
 
+    if engine != "spark" and master is not None:
+        raise click.UsageError("--master needs --engine spark")
+    if engine == "spark" and (skip_invalid or quarantine is not None):
+        raise click.UsageError("--skip-invalid and --quarantine are only available on the duckdb engine")
     _, definition = resolve_view(view)
-    result = run_view(definition, source, output=output, skip_invalid=skip_invalid, quarantine=quarantine)
+    result = run_view(definition, source, output=output, skip_invalid=skip_invalid, quarantine=quarantine,
+                      engine=engine, master=master)
     console = Console()
     if result.table is not None:
         print_table(console, definition.name or view, result.table, limit)
@@ -67,18 +80,22 @@ def validate_command(views: tuple[str, ...]) -> None:
 
 @view_group.command("sql")
 @click.argument("view")
-@click.option("--source", type=click.Path(exists=True, path_type=Path), help="Show the SQL reading these NDJSON files.")
-def sql_command(view: str, source: Path | None) -> None:
-    """Print the DuckDB SQL that VIEW compiles to, formatted."""
+@click.option("--source", type=click.Path(exists=True, path_type=Path), help="Show the SQL reading these NDJSON files (DuckDB).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="The engine whose SQL to print.")
+def sql_command(view: str, source: Path | None, engine: str) -> None:
+    """Print the SQL that VIEW compiles to for an engine (DuckDB by default), formatted."""
     from fhirlake.sof.compiler import compile_view
     from fhirlake.sof.inputs import find_files
     from fhirlake.sof.library import resolve_view
     from fhirlake.sof.runner import read_json_source
 
+    if source is not None and engine != "duckdb":
+        raise click.UsageError("--source shows DuckDB's read_json; on Spark the view reads a relation of resources")
     _, definition = resolve_view(view)
     compiled = compile_view(definition)
     relation = read_json_source(compiled, find_files(source, definition.resource)) if source else None
-    click.echo(compiled.sql(relation))
+    click.echo(compiled.sql(relation, engine=engine))
 
 
 @view_group.command("dictionary")
