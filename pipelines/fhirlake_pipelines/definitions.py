@@ -13,7 +13,7 @@ from .defs.assets import build_assets
 from .defs.automation import build_jobs, build_schedules, drop_folder_sensor
 from .defs.checks import build_checks
 from .defs.maintenance import optimize_lake, weekly_optimize
-from .defs.resources import LakeResource, PseudonymizerResource, SourcesResource
+from .defs.resources import LakeResource, PseudonymizerResource, SourcesResource, SparkResource
 from .settings import PipelineSettings
 
 __all__ = ["build_definitions", "defs"]
@@ -32,7 +32,8 @@ def build_definitions(settings: PipelineSettings, *, pseudonymizer: Pseudonymize
         schedules=[*build_schedules(settings, incremental), weekly_optimize(settings)],
         sensors=[drop_folder_sensor(settings, incremental)],
         resources={
-            "lake": LakeResource(root=str(settings.lake)),
+            "lake": LakeResource(root=str(settings.lake), spark=SparkResource(
+                master=settings.spark_master, config=dict(settings.spark_config)) if settings.spark_master else None),
             "sources": SourcesResource(
                 sources_file=str(settings.sources_file) if settings.sources_file else None,
                 file_sources=list(settings.file_sources), drop_dir=str(settings.drop_dir)),

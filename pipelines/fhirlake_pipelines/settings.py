@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fhirlake.bulk import Source, load_sources
@@ -53,6 +53,8 @@ class PipelineSettings:
     timezone: str = "UTC"
     max_quarantine_rate: float = 0.01
     drop_interval: int = 60
+    spark_master: str | None = None
+    spark_config: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         both = sorted(set(self.sources) & set(self.file_sources))
@@ -76,7 +78,9 @@ class PipelineSettings:
 
         ``FHIRLAKE_LAKE`` (default ``./.fhirlake``), ``FHIRLAKE_SOURCES``,
         ``FHIRLAKE_FILE_SOURCES``, ``FHIRLAKE_DROP_DIR`` (default ``<lake>/drop``),
-        ``FHIRLAKE_NIGHTLY_CRON``, ``FHIRLAKE_TIMEZONE``, ``FHIRLAKE_MAX_QUARANTINE_RATE``.
+        ``FHIRLAKE_NIGHTLY_CRON``, ``FHIRLAKE_TIMEZONE``, ``FHIRLAKE_MAX_QUARANTINE_RATE``;
+        ``FHIRLAKE_SPARK_MASTER`` (gold tables built on Spark; DuckDB without it) and
+        ``FHIRLAKE_SPARK_CONF`` (its settings, ``key=value,...``).
         """
         env = os.environ if environ is None else environ
         here = cwd or Path.cwd()
@@ -95,6 +99,8 @@ class PipelineSettings:
             optimize_cron=env.get("FHIRLAKE_OPTIMIZE_CRON", cls.optimize_cron),
             timezone=env.get("FHIRLAKE_TIMEZONE", cls.timezone),
             max_quarantine_rate=_rate(env.get("FHIRLAKE_MAX_QUARANTINE_RATE")),
+            spark_master=env.get("FHIRLAKE_SPARK_MASTER") or None,
+            spark_config=_spark_config(env.get("FHIRLAKE_SPARK_CONF", "")),
         )
 
 
@@ -120,3 +126,12 @@ def _rate(text: str | None) -> float:
         raise ConfigurationError(
             f"FHIRLAKE_MAX_QUARANTINE_RATE: {text!r} is not a number (e.g. 0.01 for 1%)"
         ) from None
+
+
+def _spark_config(text: str) -> dict[str, str]:
+    """``FHIRLAKE_SPARK_CONF``: ``key=value`` pairs separated by commas (``spark.executor.memory=8g,...``)."""
+    pairs = [item.strip() for item in text.split(",") if item.strip()]
+    bad = [item for item in pairs if "=" not in item]
+    if bad:
+        raise ConfigurationError(f"FHIRLAKE_SPARK_CONF: {bad[0]!r} is not key=value (e.g. spark.executor.memory=8g)")
+    return {key.strip(): value.strip() for key, _, value in (item.partition("=") for item in pairs)}

@@ -13,7 +13,7 @@ import pytest
 
 import fhirlake
 from fhirlake.bulk import load_sources
-from fhirlake_pipelines import stages
+from fhirlake.chain import stages
 from fhirlake_pipelines.definitions import build_definitions
 from fhirlake_pipelines.defs.resources import PseudonymizerResource
 from fhirlake_pipelines.run import run_sources

@@ -1,6 +1,6 @@
 """The asset graph, one partition per source: bronze → pseudonymised → silver → gold/<view> → catalog.
 
-Assets are thin: each calls :mod:`fhirlake_pipelines.stages` (which calls ``fhirlake``) and reports
+Assets are thin: each calls :mod:`fhirlake.chain.stages` (which calls ``fhirlake``) and reports
 what it did as materialisation metadata. Gold has one asset per ViewDefinition file, made by
 :func:`gold_assets`, so adding a view file adds an asset. The lake is written by one run at
 a time (the ``fhirlake_lake`` pool); exports and pseudonymisation of sources run in parallel.
@@ -15,9 +15,10 @@ from typing import Any
 import dagster as dg
 
 import fhirlake
+from fhirlake.chain import stages
 from fhirlake.sof.library import view_files
 
-from .. import queries, stages
+from .. import queries
 from .resources import LakeResource, PseudonymizerResource, SourcesResource
 
 __all__ = ["LAKE_POOL", "ExportConfig", "build_assets", "gold_assets"]
@@ -142,7 +143,7 @@ def _gold_asset(path: Path, partitions: dg.PartitionsDefinition) -> dg.AssetsDef
     def gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult[Any]:
         started = time.perf_counter()
         with fhirlake.connect(lake.path, read_only=False, views=lake.views_path) as opened:
-            rebuilt = opened.build([name]).rebuilt  # only when the view changed since the table was built
+            rebuilt = opened.build([name], **lake.build_options()).rebuilt  # only when the view changed since the table was built
             total, mine = queries.fetch_one(opened, queries.gold_rows(name), source=context.partition_key)
             version = opened.describe(f"gold.{name}").version
         return dg.MaterializeResult(metadata={

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from .. import stages
+from fhirlake.chain import stages
+
 from ..settings import PipelineSettings
 
 if TYPE_CHECKING:  # the type define_asset_job returns is not exported by dagster

@@ -1,7 +1,8 @@
 """Asset checks: they stop bad data before researchers see it.
 
 On ``pseudonymised`` (blocking: a failure skips silver, so nothing reaches the lake), over the
-batches not yet in the lake:
+batches not yet in the lake, the checks of :mod:`fhirlake.chain.checks` (which ``fhirlake run``
+applies too):
 
 * ``no_identifier_leaks``: the leak scan of ``fhirlake privacy scan`` finds none of the input
   patients' identifying strings, no person the export names, no birth date and no date-offset
@@ -25,11 +26,11 @@ from typing import Any
 import dagster as dg
 
 import fhirlake
-from fhirlake.pseudonymize import scan_context, scan_output
-from fhirlake.pseudonymize.report import read_report
+from fhirlake.batch import read_batch
+from fhirlake.chain import checks, stages
 from fhirlake.sof.library import view_files
 
-from .. import queries, stages
+from .. import queries
 from .assets import PSEUDONYMISED, SILVER
 from .resources import LakeResource, PseudonymizerResource
 
@@ -58,33 +59,24 @@ def _checks(partitions: dg.PartitionsDefinition, *, max_quarantine_rate: float,
                             pseudonymizer: PseudonymizerResource) -> dg.AssetCheckResult:
         source = context.partition_key
         bronze = {b.export_id: b for b in stages.bronze_batches(lake.path, source)}
-        key = pseudonymizer.load_key()
+        key, policy = pseudonymizer.load_key(), pseudonymizer.load_policy()
         scanned, leaks, terms = 0, 0, 0
         for folder in stages.not_ingested(lake.path, source):
-            with stages.staged_input(bronze[folder.name]) as raw:
-                # the same scan as `fhirlake privacy scan`: every person named, birth dates,
-                # date-offset leaks (this check holds the key)
-                found = scan_context(raw, max_shift_days=pseudonymizer.load_policy().max_shift_days)
-            result = scan_output(folder, key=key, context=found)
-            scanned, terms, leaks = scanned + 1, terms + result.terms, leaks + len(result.leaks)
-            if result.leaks:
-                stages.block(folder, f"the leak scan found {len(result.leaks)} identifying strings "
-                                     f"(first: {result.leaks[0]})")
-                context.log.error(f"{folder.name}: {len(result.leaks)} leaks; first: {result.leaks[0]}")
+            # the same scan as `fhirlake privacy scan` and `fhirlake run` (this check holds the key)
+            outcome = checks.leak_scan(bronze[folder.name], folder, key=key, policy=policy)
+            scanned, terms, leaks = scanned + 1, terms + outcome.metadata["terms"], leaks + outcome.metadata["leaks"]
+            if not outcome.passed:
+                stages.block(folder, outcome.reason)
+                context.log.error(outcome.reason)
         return dg.AssetCheckResult(passed=leaks == 0, metadata={"batches_scanned": scanned, "terms": terms,
                                                                 "leaks": leaks})
 
     @dg.asset_check(asset=PSEUDONYMISED, blocking=True, partitions_def=partitions,
                     description=f"Pseudonymisation quarantined at most {max_quarantine_rate:.1%} of the records.")
     def quarantine_rate(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-        records_in = quarantined = 0
-        for folder in stages.not_ingested(lake.path, context.partition_key):
-            counts = read_report(folder)["records"]
-            records_in, quarantined = records_in + counts["in"], quarantined + counts["quarantined"]
-        rate = quarantined / records_in if records_in else 0.0
-        return dg.AssetCheckResult(passed=rate <= max_quarantine_rate, metadata={
-            "records_in": records_in, "quarantined": quarantined, "rate": round(rate, 5),
-            "threshold": max_quarantine_rate})
+        outcome = checks.quarantine_rate(stages.not_ingested(lake.path, context.partition_key),
+                                         max_rate=max_quarantine_rate)
+        return dg.AssetCheckResult(passed=outcome.passed, metadata=dict(outcome.metadata))
 
     @dg.asset_check(asset=PSEUDONYMISED, blocking=True, partitions_def=partitions,
                     description="Bronze holds the resources the manifest announced; every record read was "
@@ -93,12 +85,7 @@ def _checks(partitions: dg.PartitionsDefinition, *, max_quarantine_rate: float,
         bronze = {b.export_id: b for b in stages.bronze_batches(lake.path, context.partition_key)}
         problems: list[str] = []
         for folder in stages.not_ingested(lake.path, context.partition_key):
-            batch, counts = bronze[folder.name], read_report(folder)["records"]
-            problems += [f"{folder.name} {t}: manifest {n}, bronze {batch.lines.get(t, 0)}"
-                         for t, n in batch.manifest_counts.items() if batch.lines.get(t, 0) != n]
-            if counts["in"] < batch.resources or not counts["balanced"]:
-                problems.append(f"{folder.name}: bronze {batch.resources}, read {counts['in']}, "
-                                f"written {counts['out']}, quarantined {counts['quarantined']}")
+            problems += checks.counts_reconcile(bronze[folder.name], folder).problems
         return dg.AssetCheckResult(passed=not problems, metadata={"problems": problems[:20]})
 
     @dg.asset_check(asset=SILVER, blocking=True, partitions_def=partitions,
@@ -112,7 +99,7 @@ def _checks(partitions: dg.PartitionsDefinition, *, max_quarantine_rate: float,
             snapshots = {s.export_id: s for s in opened.log.snapshots() if s.source == source and s.kind == "ingest"}
         problems = []
         for folder in folders:
-            expected = _manifest_counts(folder)
+            expected = read_batch(folder).manifest_counts
             snapshot = snapshots.get(folder.name)
             if snapshot is None:
                 problems.append(f"{folder.name}: not in the lake")
@@ -171,14 +158,6 @@ def _gold_check(path: Path, partitions: dg.PartitionsDefinition) -> dg.AssetChec
             "gold_rows": rows, "gold_resources": keys, "silver_resources": silver, "keys_not_in_silver": outside})
 
     return rows_match_silver
-
-
-def _manifest_counts(folder: Path) -> dict[str, int]:
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    counts: dict[str, int] = {}
-    for entry in manifest.get("output", []):
-        counts[entry["type"]] = counts.get(entry["type"], 0) + int(entry.get("count", 0))
-    return counts
 
 
 def _uses(node: Any, keys: Sequence[str]) -> bool:

@@ -1,4 +1,4 @@
-"""The resources the assets use: the lake, the sources, the pseudonymiser.
+"""The resources the assets use: the lake (and the Spark cluster that may build it), the sources, the pseudonymiser.
 
 Each is configured in :func:`fhirlake_pipelines.definitions.build_definitions` from the settings
 (environment variables and the sources YAML). Secrets are never values in the repository:
@@ -9,22 +9,56 @@ key is named in the sources YAML by the environment variable that holds it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from fhirlake.bulk import Source, load_sources
 from fhirlake.errors import ConfigurationError
 from fhirlake.pseudonymize import Policy, PseudonymKey, load_policy
 from fhirlake.resources import default_policy_path
 
-__all__ = ["LakeResource", "PseudonymizerResource", "SourcesResource"]
+__all__ = ["LakeResource", "PseudonymizerResource", "SourcesResource", "SparkResource"]
+
+
+class SparkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """A Spark cluster for building gold tables: its master URL and settings.
+
+    The session is dagster-pyspark's (``LazyPySparkResource``, created on first use, so a run
+    that builds nothing starts no JVM) with fhirlake's fixed settings
+    (:func:`fhirlake.spark.spark_settings`: UTC, ...) under ``config``, the cluster's own
+    (``spark.executor.memory``, ``spark.executor.cores``, ...). Needs the ``spark`` extra.
+    """
+
+    master: str
+    config: dict[str, str] = Field(default_factory=dict)
+
+    def session(self) -> Any:
+        """The SparkSession (the process's active one if there is one: Spark allows one)."""
+        from dagster_pyspark import LazyPySparkResource
+
+        from fhirlake.spark import spark_settings
+
+        settings = spark_settings(self.master, app_name="fhirlake-pipelines", config=self.config)
+        session = LazyPySparkResource(spark_config=settings).spark_session
+        session.sparkContext.setLogLevel("ERROR")
+        return session
 
 
 class LakeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The lake root (a folder) and, optionally, the ViewDefinition folder gold is built from."""
+    """The lake root (a folder), optionally the ViewDefinition folder gold is built from, and
+    optionally the Spark cluster that builds gold tables (DuckDB, in process, without one)."""
 
     root: str
     views: str | None = None
+    spark: SparkResource | None = None
+
+    def build_options(self) -> dict[str, Any]:
+        """The engine arguments of :meth:`fhirlake.lake.Lake.build`: Spark when configured."""
+        if self.spark is None:
+            return {}
+        return {"engine": "spark", "spark": self.spark.session()}
 
     @property
     def path(self) -> Path:

@@ -1,15 +1,17 @@
 """The steps of the chain as plain functions over the lake's folders (no Dagster here).
 
-The assets call these; each is idempotent, so re-running a partition redoes nothing that is
-done, and each leaves nothing half-written (work happens in a hidden folder renamed at the end)::
+The Dagster assets and ``fhirlake run`` call these; each is idempotent, so re-running a
+partition redoes nothing that is done, and each leaves nothing half-written (work happens in a
+hidden folder renamed at the end)::
 
     <lake>/bronze/<source>/<export id>/        a Bulk export (fhirlake.bulk) or an imported drop batch
     <lake>/pseudonymised/<source>/<export id>/  Bulk-shaped output, privacy-report.json, quarantine.jsonl
     <lake>/silver, gold, catalog.duckdb         fhirlake.lake (Lake.ingest merges silver and gold)
 
 A batch dropped by a file source is a folder ``<drop dir>/<source>/<batch>/`` of
-``<Type>.ndjson[.gz]`` files, ready once it holds ``manifest.json`` or an empty ``_READY`` file
-(written last, so a half-copied batch is never taken).
+``<Type>.ndjson[.gz|.zst]`` files, ready once it holds ``manifest.json`` or an empty ``_READY``
+file (written last, so a half-copied batch is never taken). Every stage reads a batch where it
+is, as a :class:`fhirlake.batch.Batch`: nothing is staged, copied or linked.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import fhirlake
+from fhirlake.batch import DROP_MARKER, Batch, BatchError, batch_of_export, read_batch
 from fhirlake.bulk import ExportOptions, ExportResult, Source, WatermarkStore, export, list_exports
 from fhirlake.errors import ConfigurationError, FhirlakeError
 from fhirlake.lake import IngestReport, LakeNotFoundError
@@ -34,8 +36,8 @@ from fhirlake.pseudonymize import Policy, PrivacyReport, PseudonymKey, pseudonym
 
 __all__ = [
     "BlockedBatchError",
-    "BronzeBatch",
     "DropError",
+    "Pseudonymised",
     "block",
     "blocked_reason",
     "bronze_batches",
@@ -48,13 +50,10 @@ __all__ = [
     "pseudonymised_dir",
     "ready_drops",
     "run_export",
-    "staged_input",
 ]
 
 BLOCKED = ".blocked"  # in a pseudonymised batch a blocking check failed on
-DROP_MARKER = "_drop.json"  # written into a bronze folder imported from the drop folder
 READY_FILES = ("manifest.json", "_READY")
-_NDJSON = re.compile(r"^([A-Z][A-Za-z]+)([.\-][^/]*)?\.ndjson(\.gz)?$")
 
 
 class DropError(FhirlakeError):
@@ -63,29 +62,6 @@ class DropError(FhirlakeError):
 
 class BlockedBatchError(FhirlakeError):
     """A pseudonymised batch failed a blocking check and is kept out of the lake."""
-
-
-@dataclass(frozen=True)
-class BronzeBatch:
-    """One completed bronze export or imported drop batch of a source.
-
-    ``files`` maps each resource type to its NDJSON files; ``lines`` the resources per type
-    the bronze layer holds (measured when the files were saved); ``manifest_counts`` the counts
-    the server's manifest announced, where it gave them.
-    """
-
-    source: str
-    export_id: str
-    path: Path
-    files: Mapping[str, tuple[Path, ...]]
-    deleted: tuple[Path, ...] = ()
-    lines: Mapping[str, int] = field(default_factory=dict)
-    manifest_counts: Mapping[str, int] = field(default_factory=dict)
-    transaction_time: str | None = None
-
-    @property
-    def resources(self) -> int:
-        return sum(self.lines.values())
 
 
 def run_export(lake: Path, source: Source, *, incremental: bool) -> ExportResult:
@@ -97,36 +73,13 @@ def run_export(lake: Path, source: Source, *, incremental: bool) -> ExportResult
                   options=options)
 
 
-def bronze_batches(lake: Path, source: str) -> list[BronzeBatch]:
-    """The completed batches of ``source`` in bronze, oldest first (ids sort by time)."""
-    batches = []
-    for state in list_exports(lake, source):
-        if state.status != "completed":
-            continue
-        files: dict[str, list[Path]] = {}
-        lines: dict[str, int] = {}
-        deleted = []
-        for record in sorted(state.files.values(), key=lambda r: r.name):
-            if record.kind == "output":
-                files.setdefault(record.type, []).append(state.path / record.name)
-                lines[record.type] = lines.get(record.type, 0) + record.lines
-            elif record.kind == "deleted":
-                deleted.append(state.path / record.name)
-        counts: dict[str, int] = {}
-        manifest = json.loads((state.path / "manifest.json").read_bytes())
-        for entry in manifest.get("output", []):
-            if isinstance(entry.get("count"), int):
-                counts[entry["type"]] = counts.get(entry["type"], 0) + entry["count"]
-        batches.append(BronzeBatch(
-            source, state.export_id, state.path, {t: tuple(p) for t, p in files.items()}, tuple(deleted),
-            lines, counts, state.transaction_time))
+def bronze_batches(lake: Path, source: str) -> list[Batch]:
+    """The completed batches of ``source`` in bronze (exports and imported drops), oldest first."""
+    batches = [batch_of_export(state, source=source) for state in list_exports(lake, source)
+               if state.status == "completed"]
     root = lake / "bronze" / source
     for marker in sorted(root.glob(f"*/{DROP_MARKER}")) if root.is_dir() else []:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-        folder = marker.parent
-        dropped = {t: tuple(folder / name for name in names) for t, names in info["files"].items()}
-        batches.append(BronzeBatch(source, folder.name, folder, dropped, (), info["lines"], info["manifest_counts"],
-                                   info.get("transactionTime")))
+        batches.append(read_batch(marker.parent, source=source))
     return sorted(batches, key=lambda b: b.export_id)
 
 
@@ -142,7 +95,7 @@ def ready_drops(drop_dir: Path, source: str) -> list[Path]:
                   and any((p / name).is_file() for name in READY_FILES))
 
 
-def import_drops(lake: Path, drop_dir: Path, source: str) -> list[BronzeBatch]:
+def import_drops(lake: Path, drop_dir: Path, source: str) -> list[Batch]:
     """Copy every ready, not yet imported batch of ``source`` into bronze; return the new ones.
 
     A batch becomes ``<lake>/bronze/<source>/<UTC time>-drop-<batch>/``; its name is remembered
@@ -165,42 +118,29 @@ def import_drops(lake: Path, drop_dir: Path, source: str) -> list[BronzeBatch]:
     return [b for b in bronze_batches(lake, source) if b.export_id in imported]
 
 
-def _copy_batch(batch: Path, work: Path) -> dict[str, object]:
+def _copy_batch(folder: Path, work: Path) -> dict[str, object]:
+    """Copy a dropped batch's data files into ``work``; what the drop marker records of it."""
+    try:
+        batch = read_batch(folder)
+    except BatchError as exc:
+        raise DropError(str(exc)) from None
+    if not batch.files:
+        raise DropError(f"{folder}: the batch holds no <Type>.ndjson files")
     files: dict[str, list[str]] = {}
     lines: dict[str, int] = {}
-    for path in sorted(batch.iterdir()):
-        if path.name in (*READY_FILES, "truth.json") or path.name.startswith(".") or not path.is_file():
-            continue
-        match = _NDJSON.match(path.name)
-        if match is None:
-            raise DropError(f"{path}: not a <Type>.ndjson[.gz] file of FHIR resources")
-        shutil.copyfile(path, work / path.name)
-        resource_type = match.group(1)
-        files.setdefault(resource_type, []).append(path.name)
-        lines[resource_type] = lines.get(resource_type, 0) + _count_lines(work / path.name)
-    if not files:
-        raise DropError(f"{batch}: the batch holds no <Type>.ndjson files")
-    counts: dict[str, int] = {}
-    transaction_time = None
-    manifest = batch / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            transaction_time = data.get("transactionTime")
-            for entry in data.get("output", []):
-                if isinstance(entry.get("count"), int):
-                    counts[entry["type"]] = counts.get(entry["type"], 0) + entry["count"]
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise DropError(f"{manifest}: not a Bulk Data manifest ({exc})") from None
-    return {"batch": batch.name, "files": files, "lines": lines, "manifest_counts": counts,
-            "transactionTime": transaction_time if isinstance(transaction_time, str) else None}
+    for resource_type, paths in batch.files.items():
+        for path in paths:
+            shutil.copyfile(path, work / path.name)
+            files.setdefault(resource_type, []).append(path.name)
+            lines[resource_type] = lines.get(resource_type, 0) + _count_lines(work / path.name)
+    return {"batch": folder.name, "files": files, "lines": lines, "manifest_counts": dict(batch.manifest_counts),
+            "transactionTime": batch.transaction_time}
 
 
 def _count_lines(path: Path) -> int:
-    import gzip
+    from fhirlake.sof.inputs import open_text
 
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with open_text(path) as handle:
         return sum(1 for line in handle if line.strip())
 
 
@@ -221,7 +161,7 @@ def pseudonymised_dir(lake: Path, source: str, export_id: str | None = None) -> 
 class Pseudonymised:
     """A batch pseudonymised by this run, and its report."""
 
-    batch: BronzeBatch
+    batch: Batch
     folder: Path
     report: PrivacyReport
 
@@ -237,36 +177,16 @@ def pseudonymise_pending(
     done = []
     for batch in bronze_batches(lake, source):
         target = pseudonymised_dir(lake, source, batch.export_id)
-        if target.is_dir() or not (batch.files or batch.deleted):
+        if target.is_dir() or batch.is_empty:
             continue
         with _work_folder(target) as work:
-            staged = _stage_input(batch, work / "input")
             output = work / "output"
-            report = pseudonymize(staged, output, policy, key, text=text, workers=workers)
-            shutil.rmtree(staged)
+            report = pseudonymize(batch, output, policy, key, text=text, workers=workers)
             for item in output.iterdir():
                 item.rename(work / item.name)
             output.rmdir()
         done.append(Pseudonymised(batch, target, report))
     return done
-
-
-def _stage_input(batch: BronzeBatch, folder: Path) -> Path:
-    """A flat folder of links the pseudonymiser reads: ``<Type>.<n>.ndjson`` and the deletions."""
-    folder.mkdir(parents=True)
-    for resource_type, paths in batch.files.items():
-        for number, path in enumerate(paths, start=1):
-            suffix = ".ndjson.gz" if path.name.endswith(".gz") else ".ndjson"
-            (folder / f"{resource_type}.{number:04d}{suffix}").symlink_to(path.resolve())
-    for number, path in enumerate(batch.deleted, start=1):
-        (folder / f"Bundle.deleted-{number:04d}.ndjson").symlink_to(path.resolve())
-    manifest: dict[str, object] = {"request": "fhirlake pipelines", "output": []}
-    if batch.transaction_time:
-        manifest["transactionTime"] = batch.transaction_time
-    if batch.deleted:
-        manifest["deleted"] = [{"type": "Bundle", "url": p.name} for p in batch.deleted]
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    return folder
 
 
 # -------------------------------------------------------------------------------- ingest
@@ -321,13 +241,6 @@ def ingest_pending(lake: Path, source: str, *, views: Path | None = None) -> lis
                 raise BlockedBatchError(f"{batch}: kept out of the lake: {reason}")
             reports.append(opened.ingest(batch, source=source))
     return reports
-
-
-@contextmanager
-def staged_input(batch: BronzeBatch) -> Iterator[Path]:
-    """The batch's raw input as a flat folder of links (what the pseudonymiser and the scan read)."""
-    with tempfile.TemporaryDirectory(prefix="fhirlake-stage-") as tmp:
-        yield _stage_input(batch, Path(tmp) / "input")
 
 
 # -------------------------------------------------------------------------------- helpers
