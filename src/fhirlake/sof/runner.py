@@ -1,8 +1,9 @@
 """Run a view: resources in, a table out (an Arrow table or a Parquet file).
 
 The fast path is one DuckDB statement: ``read_json`` over the NDJSON files with exactly the
-columns the view reads (see :mod:`fhirlake.sof.schema`), the compiled query, and ``COPY ... TO``
-Parquet. It never holds the input in Python.
+columns the view reads (see :mod:`fhirlake.sof.schema` and :mod:`fhirlake.sof.engines.duckdb`),
+the compiled query, and ``COPY ... TO`` Parquet. It never holds the input in Python. Other
+engines (``engine="spark"``: :mod:`fhirlake.sof.spark_engine`) run the same compiled view.
 
 Bad input loses nothing and is named precisely. By default the first unusable line stops the
 run with its file and line (found by re-reading the files only after DuckDB has failed). With
@@ -29,7 +30,8 @@ from fhirlake.errors import InputDataError
 from fhirlake.sof.compiler import CompiledView, compile_view
 from fhirlake.sof.compiler.view import WRONG_TYPE_MESSAGE
 from fhirlake.sof.engines import dialect
-from fhirlake.sof.engines.duckdb_dialect import DIALECT as DUCKDB
+from fhirlake.sof.engines.duckdb import DIALECT as DUCKDB
+from fhirlake.sof.engines.duckdb import parse_json, read_ndjson
 from fhirlake.sof.errors import ViewEvaluationError
 from fhirlake.sof.inputs import find_files, scan_lines
 from fhirlake.sof.model import ViewDefinition, load_view, parse_view
@@ -146,9 +148,7 @@ def view_query(
     """
     compiled = as_compiled(view)
     carried = {name: f"__carried_{index}" for index, name in enumerate(carry or {})}
-    structure = orjson.dumps(compiled.read_structure).decode()
-    parsed = exp.Anonymous(this="json_transform", expressions=[exp.column(resource_column, quoted=True), exp.Literal.string(structure)])
-    projections: list[exp.Expr] = [exp.Unnest(expressions=[parsed])]
+    projections: list[exp.Expr] = [exp.Unnest(expressions=[parse_json(exp.column(resource_column, quoted=True), compiled.read_structure)])]
     projections += [exp.alias_(exp.column(column, quoted=True), carried[name], quoted=True) for name, column in (carry or {}).items()]
     table = source if isinstance(source, exp.Table | exp.Subquery) else exp.Table(this=source)
     inner = exp.select(*projections).from_(table)
@@ -156,20 +156,8 @@ def view_query(
 
 
 def read_json_source(compiled: CompiledView, files: Sequence[Path], *, large_objects: bool = False) -> exp.Expression:
-    """``read_json([...files], columns := {...})`` with the columns the view reads."""
-    columns = exp.Struct(expressions=[
-        exp.PropertyEQ(this=exp.Literal.string(name), expression=exp.Literal.string(sql_type))
-        for name, sql_type in compiled.read_columns.items()
-    ])
-    arguments: list[exp.Expression] = [
-        exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]),
-        exp.PropertyEQ(this=exp.to_identifier("format"), expression=exp.Literal.string("newline_delimited")),
-        exp.PropertyEQ(this=exp.to_identifier("columns"), expression=columns),
-    ]
-    if large_objects:
-        size = exp.Literal.number(_LARGE_OBJECT_SIZE)
-        arguments.append(exp.PropertyEQ(this=exp.to_identifier("maximum_object_size"), expression=size))
-    return exp.Anonymous(this="read_json", expressions=arguments)
+    """DuckDB's ``read_json`` of ``files`` with exactly the columns the view reads."""
+    return read_ndjson(files, compiled.read_columns, max_object_size=_LARGE_OBJECT_SIZE if large_objects else None)
 
 
 def _execute_files(
@@ -192,12 +180,10 @@ def _relation_source(
     if isinstance(source, duckdb.DuckDBPyRelation):
         source = source.to_arrow_table()  # it may belong to another connection
     con.register(name, source)
-    structure = orjson.dumps(compiled.read_structure).decode()
     text = exp.column(column, quoted=True)
     resource_type = exp.JSONExtractScalar(this=text, expression=exp.Literal.string("$.resourceType"))
-    parsed = exp.Anonymous(this="json_transform", expressions=[text, exp.Literal.string(structure)])
     inner = (
-        exp.select(exp.Unnest(expressions=[parsed]))
+        exp.select(exp.Unnest(expressions=[parse_json(text, compiled.read_structure)]))
         .from_(name)
         .where(exp.EQ(this=resource_type, expression=exp.Literal.string(compiled.view.resource)))
     )

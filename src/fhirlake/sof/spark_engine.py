@@ -2,7 +2,7 @@
 
 The read schema is the one the DuckDB path uses (:attr:`CompiledView.read_structure`, built from
 the paths the view reads), turned into a Spark ``StructType`` and given to ``from_json``: Spark
-parses only those fields, and the compiled query (:mod:`fhirlake.sof.engines.spark_dialect`)
+parses only those fields, and the compiled query (:mod:`fhirlake.sof.engines.spark`)
 runs over them. Sources are NDJSON files (read as text lines), a silver Delta table (its live
 Parquet files, listed by ``deltalake``, so no delta-spark jars are needed), a pyarrow Table, or
 any Spark DataFrame with a column of resource JSON.
@@ -27,43 +27,19 @@ from sqlglot import exp
 
 from fhirlake.sof.compiler import CompiledView
 from fhirlake.sof.engines import dialect
+from fhirlake.sof.engines.spark import spark_schema
 from fhirlake.sof.errors import ViewEvaluationError
-from fhirlake.sof.schema import Structure
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
 
     from fhirlake.sof.runner import RunResult, ViewLike
 
-__all__ = ["read_delta", "read_ndjson", "run_view_spark", "spark_schema", "spark_view_dataframe"]
+__all__ = ["read_delta", "read_ndjson", "run_view_spark", "spark_sql", "spark_view_dataframe"]
 
 _HIDDEN = "__carried_{}"
 # Spark's message for raise_error: "[USER_RAISED_EXCEPTION] <message> SQLSTATE: P0001".
 _USER_ERROR = re.compile(r"\[USER_RAISED_EXCEPTION\]\s*(.*?)\s*(?:SQLSTATE: \w+)?$", re.MULTILINE)
-
-
-def spark_schema(structure: Mapping[str, Structure]) -> StructType:
-    """The Spark ``StructType`` of a view's read structure (:attr:`CompiledView.read_structure`).
-
-    Scalars map by their DuckDB type (BOOLEAN, BIGINT, DOUBLE; text otherwise); ``JSON``, an
-    element read only for its presence or as raw JSON, is a string: Spark's JSON reader gives a
-    string field the raw JSON text of an object or array.
-    """
-    from pyspark.sql.types import StructField, StructType
-
-    return StructType([StructField(name, _spark_type(value), nullable=True) for name, value in structure.items()])
-
-
-def _spark_type(structure: Structure) -> DataType:
-    from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType
-
-    if isinstance(structure, list):
-        return ArrayType(_spark_type(structure[0]), containsNull=True)
-    if isinstance(structure, dict):
-        return spark_schema(structure)
-    scalars: dict[str, DataType] = {"BOOLEAN": BooleanType(), "BIGINT": LongType(), "DOUBLE": DoubleType()}
-    return scalars.get(structure, StringType())
 
 
 def spark_view_dataframe(

@@ -26,6 +26,6 @@ def dialect(engine: str) -> type[Dialect]:
     """The sqlglot dialect that spells compiled views for ``engine`` (``duckdb`` or ``spark``)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    module = importlib.import_module(f"fhirlake.sof.engines.{engine}_dialect")
+    module = importlib.import_module(f"fhirlake.sof.engines.{engine}")
     found: type[Dialect] = module.DIALECT
     return found

@@ -1,5 +1,6 @@
-"""Spark SQL's spelling of compiled views: sqlglot's Spark dialect and the overrides that keep
-the compiler's list semantics (those of DuckDB, which it was written for).
+"""Spark SQL's spelling of compiled views (sqlglot's Spark dialect and the overrides that keep
+the compiler's list semantics, those of DuckDB, which it was written for) and the Spark schema
+resource JSON is read with (:func:`spark_schema`, for ``from_json``).
 
 * ``transform``'s index is 0-based in Spark, 1-based in the compiler's trees: the index
   parameter is shifted in the lambda's body;
@@ -12,8 +13,8 @@ the compiler's list semantics (those of DuckDB, which it was written for).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import rename_func
@@ -22,8 +23,12 @@ from sqlglot.generator import Generator
 from sqlglot.generators.spark import SparkGenerator
 
 from fhirlake.sof.compiler.sql import RaiseError
+from fhirlake.sof.schema import Structure
 
-__all__ = ["DIALECT", "SparkEngine"]
+if TYPE_CHECKING:
+    from pyspark.sql.types import DataType, StructType
+
+__all__ = ["DIALECT", "SparkEngine", "spark_schema"]
 
 _NOT_NULL = "__l"
 
@@ -90,3 +95,26 @@ class SparkEngine(Spark):
 
 
 DIALECT = SparkEngine
+
+
+def spark_schema(structure: Mapping[str, Structure]) -> StructType:
+    """The Spark ``StructType`` of a view's read structure (:attr:`CompiledView.read_structure`).
+
+    Scalars map by their DuckDB type (BOOLEAN, BIGINT, DOUBLE; text otherwise); ``JSON``, an
+    element read only for its presence or as raw JSON, is a string: Spark's JSON reader gives a
+    string field the raw JSON text of an object or array.
+    """
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(name, _spark_type(value), nullable=True) for name, value in structure.items()])
+
+
+def _spark_type(structure: Structure) -> DataType:
+    from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType
+
+    if isinstance(structure, list):
+        return ArrayType(_spark_type(structure[0]), containsNull=True)
+    if isinstance(structure, dict):
+        return spark_schema(structure)
+    scalars: dict[str, DataType] = {"BOOLEAN": BooleanType(), "BIGINT": LongType(), "DOUBLE": DoubleType()}
+    return scalars.get(structure, StringType())
