@@ -23,7 +23,7 @@ from fhirlake.errors import ConfigurationError
 if TYPE_CHECKING:
     from fhirlake.bulk._config import Source
 
-__all__ = ["export_command", "serve_bulk_command"]
+__all__ = ["export_command", "resolve_source", "serve_bulk_command"]
 
 _DEFAULT_SOURCES = "sources.yaml"
 
@@ -136,7 +136,7 @@ def export_command(
     from fhirlake.bulk._layout import WatermarkStore
     from fhirlake.bulk._progress import ProgressView, print_summary
 
-    source = _resolve_source(source_name, url, name, sources_path, token_env)
+    source = resolve_source(source_name, url, name, sources_path, token_env)
     overrides: dict[str, Any] = {}
     if level is not None:
         overrides["level"] = ExportLevel(level)
@@ -201,7 +201,7 @@ def export_command(
     print_summary(console, result)
 
 
-def _resolve_source(
+def resolve_source(
     source_name: str | None,
     url: str | None,
     name: str | None,

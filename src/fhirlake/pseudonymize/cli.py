@@ -16,14 +16,13 @@ from pathlib import Path
 
 import click
 
-from fhirlake.pseudonymize.policy import DEFAULT_POLICY_PATH
-
 __all__ = ["privacy_group", "pseudonymize_command"]
 
 
 def _default_policy() -> Path:
-    local = Path("anonymization/policy.yaml")
-    return local if local.is_file() else DEFAULT_POLICY_PATH
+    from fhirlake.resources import default_policy_path
+
+    return default_policy_path()
 
 
 @click.command("pseudonymize")
@@ -52,6 +51,13 @@ def _default_policy() -> Path:
     "--no-text", is_flag=True, help="Redact free text instead of scrubbing it (no Presidio)."
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output of an earlier run in OUT.")
+@click.option(
+    "--max-quarantine-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.01,
+    show_default=True,
+    help="Exit 1 when a larger share of the records is quarantined.",
+)
 def pseudonymize_command(
     input_path: Path,
     output_dir: Path,
@@ -60,26 +66,44 @@ def pseudonymize_command(
     workers: int | None,
     no_text: bool,
     overwrite: bool,
+    max_quarantine_rate: float,
 ) -> None:
-    """Pseudonymise a Bulk Data folder (or Bundle) IN into NDJSON files in OUT.
+    """Pseudonymise a batch IN (export folder, <Type>.ndjson files, Bundle) into OUT.
 
-    Writes <Type>.ndjson per resource type, quarantine.jsonl (rejected records: location and
-    reason, never content) and privacy-report.json (counts per rule and entity type).
+    IN is a Bulk export folder (fhirlake export's too), a folder of <Type>.ndjson[.gz|.zst]
+    files, or a Bundle. Writes <Type>.ndjson per resource type, quarantine.jsonl (rejected records: location and
+    reason, never content) and privacy-report.json (counts per rule and entity type). Exits 1
+    when records do not reconcile with the manifest or more than --max-quarantine-rate of them
+    were quarantined; 2 on a file whose name is not a resource type.
     """
+    from fhirlake.batch import BatchError, read_batch
+    from fhirlake.chain import checks
+    from fhirlake.pseudonymize.errors import PseudonymizeError
     from fhirlake.pseudonymize.keys import load_key
     from fhirlake.pseudonymize.pipeline import pseudonymize
     from fhirlake.pseudonymize.policy import load_policy
 
     policy = load_policy(policy_path or _default_policy())
     key = load_key(key_file)
+    try:
+        batch = read_batch(input_path)
+    except BatchError as exc:
+        raise PseudonymizeError(str(exc)) from None
     report = pseudonymize(
-        input_path, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite
+        batch, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite
     )
     click.echo(report.summary())
     if report.quarantined:
         click.echo(
             f"quarantined: {report.quarantined} records, see {output_dir / 'quarantine.jsonl'}"
         )
+    for outcome in (
+        checks.counts_reconcile(batch, output_dir),
+        checks.quarantine_rate([output_dir], max_rate=max_quarantine_rate),
+    ):
+        if not outcome.passed:
+            click.echo(f"fhirlake: error: {outcome.reason}", err=True)
+            raise click.exceptions.Exit(1)
 
 
 @click.group("privacy")
