@@ -107,3 +107,42 @@ def test_the_projects_own_folders_override_the_shipped_ones(tmp_path: Path, monk
     monkeypatch.setenv("FHIRLAKE_ANONYMIZATION", str(tmp_path / "elsewhere"))
     with pytest.raises(ConfigurationError, match=r"FHIRLAKE_ANONYMIZATION: .* is not a folder"):
         anonymization_folder(tmp_path)
+
+
+def test_an_installed_wheel_runs_the_chain_and_serves_mcp(installed: Path, tmp_path: Path) -> None:
+    """From a folder outside the checkout: `fhirlake run` against the embedded Bulk server builds a
+    pseudonymised lake with the shipped policy and views, and `fhirlake mcp` lists its tools to
+    the MCP SDK's client over stdio."""
+    import secrets
+
+    import anyio
+
+    from fhirlake.bulkserver import BackgroundServer, BulkServerConfig
+    from fhirlake.synth import generate
+    from mcp import Client, StdioServerParameters
+
+    generate(tmp_path / "hospital", patients=3, seed=5, workers=1)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    key = {"FHIRLAKE_PSEUDONYM_KEY": secrets.token_hex(32)}
+    with BackgroundServer(BulkServerConfig(data_dir=tmp_path / "hospital")) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FHIRLAKE_", "PYTHON"))} | key
+        done = subprocess.run([str(installed), "-m", "fhirlake", "run", "--url", server.base_url, "--name", "site",
+                               "--lake", "lake", "--full", "--no-text", "--workers", "1"],
+                              capture_output=True, text=True, cwd=work, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["export", "pseudonymise", "checks", "ingest",
+                                                                      "total"]
+    counted = run(installed, "-m", "fhirlake", "sql", "SELECT count(*) AS n FROM gold.patient", "--lake", "lake",
+                  cwd=work)
+    assert counted.returncode == 0 and "3" in counted.stdout, counted.stderr
+    params = StdioServerParameters(command=str(installed), args=["-m", "fhirlake", "mcp", "--lake", "lake"],
+                                   cwd=str(work), env={k: v for k, v in os.environ.items()
+                                                       if not k.startswith(("FHIRLAKE_", "PYTHON"))})
+
+    async def tools() -> set[str]:
+        async with Client(params) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+    listed = anyio.run(tools)
+    assert {"count_cohort", "run_aggregate_sql", "list_views"} <= listed
