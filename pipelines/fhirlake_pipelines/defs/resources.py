@@ -22,8 +22,10 @@ from fhirlake.resources import default_policy_path
 __all__ = ["LakeResource", "PseudonymizerResource", "SourcesResource", "SparkResource"]
 
 
-class SparkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """A Spark cluster for building gold tables: its master URL and settings.
+class SparkResource(dg.Config):
+    """A Spark cluster for building gold tables: its master URL and settings, part of the lake
+    resource's configuration (a nested config, not a nested resource: Dagster 1.13 initialises
+    nested resources through a deprecated call).
 
     The session is dagster-pyspark's (``LazyPySparkResource``, created on first use, so a run
     that builds nothing starts no JVM) with fhirlake's fixed settings

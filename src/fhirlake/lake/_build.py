@@ -16,6 +16,7 @@ by DuckDB, Spark and deltalake alike, and recorded in the lake's snapshot log.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,11 +34,12 @@ if TYPE_CHECKING:
     from fhirlake.lake._ingest import _Merge
 
 __all__ = [
-    "ENGINES", "SNAPSHOT_KEY", "BuildReport", "Engine", "GoldRows", "ViewCounts", "gold_rebuilder", "refresh_gold",
+    "ENGINES", "ENGINE_KEY", "SNAPSHOT_KEY", "BuildReport", "Engine", "GoldRows", "ViewCounts", "gold_rebuilder", "refresh_gold",
     "removed_views",
 ]
 
 SNAPSHOT_KEY, EXPORT_KEY, SOURCE_KEY = "fhirlake.snapshot", "fhirlake.export", "fhirlake.source"
+ENGINE_KEY = "fhirlake.engine"  # in a rebuild's commit: which engine computed the rows
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
 
@@ -88,8 +90,16 @@ class GoldRows:
     files: list[DataFile]
 
 
-#: Rows of a view over the given silver files (their URIs), written as files of the view's table.
-GoldRebuild = Callable[[GoldView, Sequence[str]], GoldRows]
+@dataclass(frozen=True)
+class GoldRebuild:
+    """How an engine rebuilds gold tables: ``rows`` writes a view's rows over the given silver
+    files (their URIs) as files of its table; ``jobs`` tables are built at once (Spark: a small
+    table's job leaves cores idle that the next table's job takes; DuckDB: one, as each
+    query uses every core already)."""
+
+    rows: Callable[[GoldView, Sequence[str]], GoldRows]
+    jobs: int = 1
+    engine: Engine = "duckdb"
 
 
 def removed_views(latest: Snapshot | None, views: Sequence[GoldView]) -> tuple[str, ...]:
@@ -109,11 +119,12 @@ def gold_rebuilder(merge: _Merge, engine: Engine = "duckdb", *, spark: Any = Non
     ``local[1]``) starts or reuses this process's session. pyspark is imported only here.
     """
     if engine == "duckdb":
-        return lambda view, silver: _duckdb_rows(merge, view, silver)
+        return GoldRebuild(lambda view, silver: _duckdb_rows(merge, view, silver))
     if engine == "spark":
         from fhirlake.lake._spark_build import SparkGoldBuilder
 
-        return SparkGoldBuilder.start(merge.storage, spark=spark, master=master).rebuild
+        builder = SparkGoldBuilder.start(merge.storage, spark=spark, master=master)
+        return GoldRebuild(builder.rebuild, jobs=builder.jobs, engine="spark")
     raise LakeError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
 
 
@@ -130,21 +141,22 @@ def refresh_gold(
 ) -> dict[str, ViewCounts]:
     """Rebuild from silver each gold table that is missing, built by another view definition,
     or left by an unfinished run of another export (every one of ``views`` with ``force``)."""
-    rebuild = rebuild or gold_rebuilder(merge)
-    rebuilt = {}
-    for view in views:
-        table = merge.table(view.table)
-        if force or not view.built_by_this_view(table) or _unfinished_elsewhere(merge, table):
-            rebuilt[view.name] = rebuild_gold(merge, view, rebuild)
-    return rebuilt
+    chosen = rebuild or gold_rebuilder(merge)
+    stale = [view for view in views if force or not view.built_by_this_view(table := merge.table(view.table))
+             or _unfinished_elsewhere(merge, table)]
+    if chosen.jobs <= 1 or len(stale) <= 1:
+        return {view.name: rebuild_gold(merge, view, chosen) for view in stale}
+    with ThreadPoolExecutor(max_workers=chosen.jobs, thread_name_prefix="fhirlake-gold") as pool:
+        counts = list(pool.map(lambda view: rebuild_gold(merge, view, chosen), stale))
+    return {view.name: count for view, count in zip(stale, counts, strict=True)}
 
 
 def rebuild_gold(merge: _Merge, view: GoldView, rebuild: GoldRebuild) -> ViewCounts:
     """The whole gold table from silver, in one version."""
     folder = DeltaFolder(merge.storage, view.table)
     before = folder.files(merge.table(view.table))
-    rows = rebuild(view, merge._uris(f"silver/{view.resource}"))
-    metadata = {**merge.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild"}
+    rows = rebuild.rows(view, merge._uris(f"silver/{view.resource}"))
+    metadata = {**merge.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild", ENGINE_KEY: rebuild.engine}
     merge._commit(folder, rows.schema, add=rows.files, metadata=metadata, overwrite=True, description=view.description)
     return ViewCounts(rows_removed=sum(f.rows for f in before), rows_added=sum(f.rows for f in rows.files), rebuilt=True)
 

@@ -60,6 +60,11 @@ class SparkGoldBuilder:
             spark = spark_session(master, app_name="fhirlake-lake-build")
         return cls(spark, storage)
 
+    @property
+    def jobs(self) -> int:
+        """Tables built at once: as many as the cluster has cores (``defaultParallelism``), at most 4."""
+        return max(1, min(4, int(self.spark.sparkContext.defaultParallelism)))
+
     def rebuild(self, view: GoldView, silver: Sequence[str]) -> GoldRows:
         """The view's rows over the ``silver`` files, written as files of its table (not committed)."""
         schema = _gold_schema(view)

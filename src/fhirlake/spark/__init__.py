@@ -4,6 +4,6 @@ Optional: needs the ``spark`` extra (pyspark and Java 17). DuckDB stays the defa
 everywhere; nothing here is imported unless Spark is asked for.
 """
 
-from fhirlake.spark.session import SparkUnavailableError, spark_session
+from fhirlake.spark.session import SparkUnavailableError, spark_session, spark_settings
 
-__all__ = ["SparkUnavailableError", "spark_session"]
+__all__ = ["SparkUnavailableError", "spark_session", "spark_settings"]

@@ -16,7 +16,7 @@ from fhirlake.errors import ConfigurationError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SparkUnavailableError", "spark_session"]
+__all__ = ["SparkUnavailableError", "spark_session", "spark_settings"]
 
 DEFAULT_MASTER = "local[1]"
 
@@ -30,6 +30,30 @@ def _local_cores(master: str) -> int | None:
         return None
     inside = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
     return None if inside == "*" else int(inside.split(",")[0])
+
+
+def spark_settings(
+    master: str | None = None,
+    *,
+    app_name: str = "fhirlake",
+    config: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Every setting of a fhirlake session on ``master``, as ``spark.*`` keys (``config`` last, so
+    it overrides): what :func:`spark_session` builds, and what a Dagster resource is given."""
+    master = master or DEFAULT_MASTER
+    settings = {
+        "spark.master": master,
+        "spark.app.name": app_name,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    cores = _local_cores(master)
+    if cores is not None:
+        settings["spark.sql.shuffle.partitions"] = str(max(cores * 2, 2))
+        # local Python workers run this interpreter (its packages), not whatever python3 is on PATH
+        settings["spark.pyspark.python"] = sys.executable
+    return settings | dict(config or {})
 
 
 def spark_session(
@@ -49,20 +73,8 @@ def spark_session(
         raise SparkUnavailableError(
             "Spark is not installed: pip install 'fhirlake[spark]' (needs Java 17)"
         ) from error
-    master = master or DEFAULT_MASTER
-    builder = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-    )
-    cores = _local_cores(master)
-    if cores is not None:
-        # local Python workers run this interpreter (its packages), not whatever python3 is on PATH
-        builder = builder.config("spark.sql.shuffle.partitions", str(max(cores * 2, 2))).config(
-            "spark.pyspark.python", sys.executable)
-    for key, value in (config or {}).items():
+    builder = SparkSession.builder
+    for key, value in spark_settings(master, app_name=app_name, config=config).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

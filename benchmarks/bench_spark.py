@@ -1,0 +1,187 @@
+"""Benchmark: the gold build on DuckDB against Spark local[1] and local[2], on the same silver.
+
+A synthetic export (``fhirlake.synth``, seeded) is ingested once into a lake (silver and gold,
+with DuckDB); then every gold table is rebuilt from silver (``lake.build(force=True)``) by:
+
+* ``duckdb``: the default engine, in process (the baseline);
+* ``spark local[1]`` and ``spark local[2]``: Spark tasks compute the rows and write the
+  Parquet files, committed through deltalake (:mod:`fhirlake.lake._spark_build`).
+
+Each build runs in a fresh process, ``--repeat`` times, and the report gives the median wall
+time, silver throughput per core, the speed-up from one Spark worker to two (the goal is
+≥ 1.7×), and peak memory: the Python driver's (``ru_maxrss``) and, for Spark, the JVM's and
+the largest Python worker's (``VmHWM`` of those processes, read before they exit). Spark's
+start-up (a JVM, about 5-10 s here) is timed apart from the build.
+
+    python benchmarks/bench_spark.py                    # 1,500 patients (about 0.5 GB of NDJSON)
+    python benchmarks/bench_spark.py --patients 6300    # the ~2 GB lake of bench_lake.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent / "bench-data" / "spark"
+ENGINES = (("duckdb", None), ("spark", "local[1]"), ("spark", "local[2]"))
+
+
+def generate(folder: Path, patients: int, seed: int) -> None:
+    """The export (skipped when the same one is already there)."""
+    marker = folder / "done.json"
+    wanted = {"patients": patients, "seed": seed}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return
+    from fhirlake.synth import generate as synthesize
+
+    shutil.rmtree(folder, ignore_errors=True)
+    synthesize(folder, patients=patients, seed=seed, workers=2)
+    (folder / "truth.json").unlink(missing_ok=True)
+    marker.write_text(json.dumps(wanted))
+
+
+def ingest(lake: Path, export: Path) -> None:
+    """The lake every build starts from (skipped when it holds this export already)."""
+    import fhirlake
+
+    if (lake / "done.json").exists() and json.loads((lake / "done.json").read_text()) == str(export):
+        return
+    shutil.rmtree(lake, ignore_errors=True)
+    with fhirlake.connect(lake, read_only=False) as opened:
+        opened.ingest(export, source="bench", allow_raw=True)
+    (lake / "done.json").write_text(json.dumps(str(export)))
+
+
+# ------------------------------------------------------------------------------ measured steps
+
+
+def step_build(lake: str, engine: str, master: str) -> dict[str, Any]:
+    import fhirlake
+    import fhirlake.lake  # imports are not part of the build
+
+    session = None
+    startup = 0.0
+    if engine == "spark":
+        from fhirlake.spark import spark_session
+
+        started = time.perf_counter()
+        session = spark_session(master, app_name="bench-spark")
+        session.range(1).count()  # the JVM and the first job are up
+        startup = time.perf_counter() - started
+    started = time.perf_counter()
+    with fhirlake.connect(lake, read_only=False) as opened:
+        report = opened.build(force=True, engine=engine, spark=session)
+    seconds = time.perf_counter() - started
+    rows = sum(c.rows_added for c in report.rebuilt.values())
+    result = {"seconds": seconds, "startup": startup, "rows": rows, "peak_mb": _peak_mb()}
+    if session is not None:
+        result |= _spark_peaks()
+        session.stop()
+    return result
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _hwm_mb(pid: int) -> tuple[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    name = next(line.split()[1] for line in status.splitlines() if line.startswith("Name:"))
+    kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return name, kb / 1024
+
+
+def _spark_peaks() -> dict[str, float]:
+    """Peak resident memory of the Spark JVM (driver and, locally, executors) and of its largest Python worker."""
+    jvm, worker = 0.0, 0.0
+    for pid in _descendants(os.getpid()):
+        try:
+            name, mb = _hwm_mb(pid)
+        except (OSError, StopIteration):
+            continue
+        if name == "java":
+            jvm = max(jvm, mb)
+        elif name.startswith("python"):
+            worker = max(worker, mb)
+    return {"jvm_peak_mb": jvm, "worker_peak_mb": worker}
+
+
+def measure(step: str, *args: str) -> dict[str, Any]:
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_spark; "
+            f"print(json.dumps(bench_spark.step_{step}(*sys.argv[1:])))")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"step {step} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _size(folder: Path, pattern: str = "*") -> int:
+    return sum(p.stat().st_size for p in folder.rglob(pattern) if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="builds per engine (the median is reported)")
+    args = parser.parse_args()
+    export, lake = DATA / f"export-{args.patients}", DATA / f"lake-{args.patients}"
+    print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    generate(export, args.patients, args.seed)
+    ingest(lake, export)
+    silver = _size(lake / "silver", "*.parquet")
+    print(f"data: {_size(export, '*.ndjson') / 1e9:.2f} GB of NDJSON, {args.patients:,} patients; "
+          f"silver {silver / 1e6:.0f} MB of Parquet")
+    results: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(args.repeat):  # interleaved, so a slow spell of the machine hits every engine
+        for engine, master in ENGINES:
+            label = engine if master is None else f"{engine} {master}"
+            results.setdefault(label, []).append(measure("build", str(lake), engine, master or ""))
+    base = statistics.median(r["seconds"] for r in results["duckdb"])
+    print(f"{'engine':<16} {'build s':>8} {'vs duckdb':>9} {'start s':>8} {'MB/s/core':>9} "
+          f"{'driver MB':>9} {'JVM MB':>7} {'worker MB':>9}   rows")
+    medians = {}
+    for label, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        medians[label] = seconds
+        cores = 2 if label.endswith("[2]") else 1
+        print(f"{label:<16} {seconds:8.1f} {seconds / base:8.2f}x {statistics.median(r['startup'] for r in runs):8.1f} "
+              f"{silver / 1e6 / seconds / cores:9.1f} {max(r['peak_mb'] for r in runs):9.0f} "
+              f"{max(r.get('jvm_peak_mb', 0) for r in runs):7.0f} {max(r.get('worker_peak_mb', 0) for r in runs):9.0f}"
+              f"   {runs[0]['rows']:,}")
+    speedup = medians["spark local[1]"] / medians["spark local[2]"]
+    print(f"speed-up local[1] -> local[2]: {speedup:.2f}x (goal >= 1.7x); "
+          f"silver per core-second on local[1]: {silver / 1e6 / medians['spark local[1]']:.1f} MB, "
+          f"{args.patients / medians['spark local[1]']:.0f} patients")
+
+
+if __name__ == "__main__":
+    main()
