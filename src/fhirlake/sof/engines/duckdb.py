@@ -6,7 +6,7 @@ The compiler's trees are written with DuckDB's list semantics (NULL lists count 
 1-based transform indexes) and :class:`~fhirlake.sof.compiler.sql.RaiseError` defaults to
 DuckDB's ``error``, so sqlglot's stock DuckDB dialect spells them right too (the lake's gold
 build renders :func:`fhirlake.sof.runner.view_query` with it); the table below only pins the
-spellings the runner relies on.
+spellings the compiler's output had before it was engine-neutral, so DuckDB's plans are unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from fhirlake.sof.schema import Structure
 __all__ = ["DIALECT", "DuckDBEngine", "parse_json", "read_ndjson"]
 
 
+def _list_extract_sql(self: DuckDBGenerator, expression: exp.Bracket) -> str:
+    if not expression.args.get("safe"):
+        return self.bracket_sql(expression)
+    values = expression.this.this if isinstance(expression.this, exp.Paren) else expression.this
+    return self.func("LIST_EXTRACT", values, *expression.expressions)
+
+
 class DuckDBEngine(DuckDB):
     """DuckDB as fhirlake spells it."""
 
@@ -35,6 +42,9 @@ class DuckDBEngine(DuckDB):
             **DuckDBGenerator.TRANSFORMS,
             RaiseError: rename_func("ERROR"),
             exp.ArraySize: rename_func("LEN"),
+            # Aliases of what DuckDB binds x[i] and substring() to; they keep plans as they were.
+            exp.Bracket: _list_extract_sql,
+            exp.Substring: rename_func("SUBSTR"),
         }
 
 
