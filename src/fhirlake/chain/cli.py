@@ -8,9 +8,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import click
@@ -50,6 +47,7 @@ def run_command(source_name: str | None, url: str | None, name: str | None, toke
     """
     from fhirlake.bulk.cli import resolve_source
     from fhirlake.chain.run import run_chain
+    from fhirlake.progress import status
     from fhirlake.pseudonymize import load_key, load_policy
     from fhirlake.resources import default_policy_path
 
@@ -57,19 +55,5 @@ def run_command(source_name: str | None, url: str | None, name: str | None, toke
     report = run_chain(
         lake, source, policy=load_policy(policy_path or default_policy_path()), key=load_key(key_file),
         incremental=not full, text=not no_text, workers=workers, max_quarantine_rate=max_quarantine_rate,
-        views=views, stage=_stage_display() if sys.stderr.isatty() else None)
+        views=views, stage=status)
     click.echo("\n".join(report.lines()))
-
-
-def _stage_display() -> Callable[[str], AbstractContextManager[None]]:
-    """A spinner per stage on a terminal (nothing when output is piped or logged)."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-
-    @contextmanager
-    def show(name: str) -> Iterator[None]:
-        with console.status(f"{name}…"):
-            yield
-
-    return show

@@ -247,13 +247,15 @@ class LakeWriter:
 
     def ingest(
         self, folder: str | Path | Batch, *, source: str, export_id: str | None = None,
-        deleted: Iterable[str] | None = None, allow_raw: bool = False,
+        deleted: Iterable[str] | None = None, allow_raw: bool = False, progress: Callable[[str], None] | None = None,
     ) -> IngestReport:
         """Merge one batch into the lake; see the module docstring.
 
         A batch that ``fhirlake pseudonymize`` did not make (no privacy report) is refused
         unless ``allow_raw``; when allowed, the snapshot records it and ``lake status`` says so.
+        ``progress`` is told each step as it ends (a status line on a terminal).
         """
+        tell = progress or (lambda step: None)
         started = time.perf_counter()
         export = read_export(folder, export_id=export_id, deleted=deleted)
         if not export.pseudonymised and not allow_raw:
@@ -271,12 +273,14 @@ class LakeWriter:
                 gold = merge.refresh_gold(views)
                 plans = merge.plan()
                 _checkpoint("planned")
+                tell(f"planned: {sum(p.touches for p in plans.values())} types changed")
                 # Every gold table first, then silver: until silver moves, a replay plans the same changes.
                 touched = [v for v in views if v.resource in plans and plans[v.resource].touches]
 
                 def merge_view(view: GoldView) -> tuple[str, ViewCounts]:
                     counts = merge.merge_gold(view, plans[view.resource], gold.get(view.name))
                     _checkpoint(f"gold:{view.name}")
+                    tell(f"gold.{view.name} merged")
                     return view.name, counts
 
                 gold |= dict(merge.parallel(merge_view, touched))
@@ -284,6 +288,7 @@ class LakeWriter:
                 def merge_type(plan: Plan) -> None:
                     merge.merge_silver(plan)
                     _checkpoint(f"silver:{plan.resource_type}")
+                    tell(f"silver.{plan.resource_type} merged")
 
                 merge.parallel(merge_type, [p for p in plans.values() if p.touches])
                 merge.add_tombstones()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -188,7 +188,7 @@ class Lake:
 
     def ingest(
         self, folder: str | Path | Batch, *, source: str, export_id: str | None = None,
-        deleted: Iterable[str] | None = None, allow_raw: bool = False,
+        deleted: Iterable[str] | None = None, allow_raw: bool = False, progress: Callable[[str], None] | None = None,
     ) -> IngestReport:
         """Merge a pseudonymised batch (:class:`fhirlake.batch.Batch`, or its folder) into the
         lake; then this Lake shows it.
@@ -200,7 +200,7 @@ class Lake:
         as holding raw data.
         """
         report = self._writer().ingest(folder, source=source, export_id=export_id, deleted=deleted,
-                                       allow_raw=allow_raw)
+                                       allow_raw=allow_raw, progress=progress)
         self._reopen()
         return report
 

@@ -59,8 +59,11 @@ def ingest_command(folder: Path, source: str, export_id: str | None, deleted: tu
     Exits non-zero, with a one-line reason, on a file whose name is not a resource type, an
     empty file the manifest counts, or a batch that was not pseudonymised (unless --allow-raw).
     """
-    with connect(root, read_only=False, views=views) as lake:
-        report = lake.ingest(folder, source=source, export_id=export_id, deleted=deleted, allow_raw=allow_raw)
+    from fhirlake.progress import status
+
+    with connect(root, read_only=False, views=views) as lake, status("ingest") as say:
+        report = lake.ingest(folder, source=source, export_id=export_id, deleted=deleted, allow_raw=allow_raw,
+                             progress=say)
     click.echo("\n".join(report.lines()))
 
 

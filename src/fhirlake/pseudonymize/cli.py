@@ -78,6 +78,7 @@ def pseudonymize_command(
     """
     from fhirlake.batch import BatchError, read_batch
     from fhirlake.chain import checks
+    from fhirlake.progress import meter
     from fhirlake.pseudonymize.errors import PseudonymizeError
     from fhirlake.pseudonymize.keys import load_key
     from fhirlake.pseudonymize.pipeline import pseudonymize
@@ -89,9 +90,12 @@ def pseudonymize_command(
         batch = read_batch(input_path)
     except BatchError as exc:
         raise PseudonymizeError(str(exc)) from None
-    report = pseudonymize(
-        batch, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite
-    )
+    expected = sum(batch.lines.values()) or sum(batch.manifest_counts.values()) or None
+    with meter("pseudonymise", total=expected, unit="records") as advance:
+        report = pseudonymize(
+            batch, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite,
+            progress=advance,
+        )
     click.echo(report.summary())
     if report.quarantined:
         click.echo(

@@ -21,7 +21,7 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,6 +366,7 @@ def pseudonymize(
     today: dt.date | None = None,
     overwrite: bool = False,
     scrubber: TextScrubber | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> PrivacyReport:
     """Pseudonymise a batch (or the batch at ``input_path``) into ``output_dir``; return the report.
 
@@ -375,7 +376,8 @@ def pseudonymize(
     to the manifest (:mod:`fhirlake.chain.checks`).
 
     ``text=False`` turns the policy's text rules into redactions (no Presidio, no models).
-    ``scrubber`` lets a caller reuse an already loaded Presidio engine (tests do).
+    ``scrubber`` lets a caller reuse an already loaded Presidio engine (tests do); ``progress``
+    is called with the records of each chunk done (a progress bar: :mod:`fhirlake.progress`).
     """
     started = time.perf_counter()
     workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -406,6 +408,8 @@ def pseudonymize(
         chunks = _chunks(sources, workers, effective.uses_text)
         for result in _results(worker, chunks, workers):
             output.write(result)
+            if progress is not None:
+                progress(result.records_in)
             report.records_in += result.records_in
             report.in_by_type[result.in_type] += result.records_in
             report.bytes_in += result.bytes_in

@@ -17,7 +17,7 @@ of worker processes. Nothing reads the wall clock; "today" is ``as_of``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -79,17 +79,19 @@ def generate(
     history_years: int = DEFAULT_HISTORY_YEARS,
     workers: int | None = None,
     overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> RunReport:
     """Write ``patients`` synthetic patients and their records into ``out_dir``.
 
     ``workers`` defaults to the number of CPUs; ``overwrite`` replaces the files of an earlier
-    run in the folder (without it the folder must be empty or absent).
+    run in the folder (without it the folder must be empty or absent); ``progress`` is called
+    with the patients of each chunk written.
     """
     options = make_options(patients=patients, seed=seed, locale=locale, gzip=gzip, as_of=as_of, history_years=history_years)
     if workers is not None and workers < 1:
         raise SynthOptionError(f"workers must be at least 1, not {workers}")
     try:
-        return write_run(options, Path(out_dir), workers=workers, overwrite=overwrite)
+        return write_run(options, Path(out_dir), workers=workers, overwrite=overwrite, progress=progress)
     except OSError as exc:
         raise OutputDirectoryError(f"{out_dir}: {exc.strerror or exc}") from exc
 

@@ -36,17 +36,21 @@ def synth_command(
     overwrite: bool,
 ) -> None:
     """Generate synthetic FHIR R4 data in the layout of a Bulk Data export."""
-    report = generate(
-        out_dir,
-        patients=patients,
-        seed=seed,
-        locale=locale,
-        gzip=gzip_,
-        as_of=as_of,
-        history_years=history_years,
-        workers=workers,
-        overwrite=overwrite,
-    )
+    from fhirlake.progress import meter
+
+    with meter("synth", total=patients, unit="patients") as advance:
+        report = generate(
+            out_dir,
+            patients=patients,
+            seed=seed,
+            locale=locale,
+            gzip=gzip_,
+            as_of=as_of,
+            history_years=history_years,
+            workers=workers,
+            overwrite=overwrite,
+            progress=advance,
+        )
     per_minute = report.total / report.seconds * 60 if report.seconds else float("inf")
     click.echo(
         f"wrote {report.total:,} resources of {len(report.counts)} types for {patients:,} patients "

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -230,8 +230,11 @@ def manifest(options: Options, counts: dict[str, int], files: dict[str, Path]) -
     }
 
 
-def write_run(options: Options, out_dir: Path, *, workers: int | None = None, overwrite: bool = False) -> RunReport:
-    """Generate the run described by ``options`` into ``out_dir``; see the module docstring."""
+def write_run(options: Options, out_dir: Path, *, workers: int | None = None, overwrite: bool = False,
+              progress: Callable[[int], None] | None = None) -> RunReport:
+    """Generate the run described by ``options`` into ``out_dir``; see the module docstring.
+
+    ``progress`` is called with the patients of each chunk written (a progress bar)."""
     started = time.perf_counter()
     _prepare(out_dir, overwrite)
     workers = max(1, min(workers or os.cpu_count() or 1, options.chunks))
@@ -250,6 +253,8 @@ def write_run(options: Options, out_dir: Path, *, workers: int | None = None, ov
                 if chunk.truth:
                     truth.write(chunk.truth if first else b",\n" + chunk.truth)
                     first = False
+                if progress is not None:
+                    progress(chunk.counts.get("Patient", 0))
             truth.write(b"\n]}\n")
     finally:
         files.close()
