@@ -5,7 +5,8 @@ with DuckDB); then every gold table is rebuilt from silver (``lake.build(force=T
 
 * ``duckdb``: the default engine, in process (the baseline);
 * ``spark local[1]`` and ``spark local[2]``: Spark tasks compute the rows and write the
-  Parquet files, committed through deltalake (:mod:`fhirlake.lake._spark_build`).
+  Parquet files, committed through deltalake (:mod:`fhirlake.lake._spark_build`); the views
+  evaluated as Spark SQL (``sql``, the default) or by DuckDB inside each task (``duckdb``).
 
 Each build runs in a fresh process, ``--repeat`` times, and the report gives the median wall
 time, silver throughput per core, the speed-up from one Spark worker to two (the goal is
@@ -33,7 +34,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "bench-data" / "spark"
-ENGINES = (("duckdb", None), ("spark", "local[1]"), ("spark", "local[2]"))
+#: (engine, master, how Spark tasks evaluate views: Spark SQL, or DuckDB inside each task)
+ENGINES = (("duckdb", "", ""), ("spark", "local[1]", "sql"), ("spark", "local[2]", "sql"),
+           ("spark", "local[1]", "duckdb"), ("spark", "local[2]", "duckdb"))
 
 
 def generate(folder: Path, patients: int, seed: int) -> None:
@@ -65,7 +68,7 @@ def ingest(lake: Path, export: Path) -> None:
 # ------------------------------------------------------------------------------ measured steps
 
 
-def step_build(lake: str, engine: str, master: str) -> dict[str, Any]:
+def step_build(lake: str, engine: str, master: str, views: str) -> dict[str, Any]:
     import fhirlake
     import fhirlake.lake  # imports are not part of the build
 
@@ -75,7 +78,9 @@ def step_build(lake: str, engine: str, master: str) -> dict[str, Any]:
         from fhirlake.spark import spark_session
 
         started = time.perf_counter()
-        session = spark_session(master, app_name="bench-spark")
+        from fhirlake.lake._spark_build import VIEWS_SETTING
+
+        session = spark_session(master, app_name="bench-spark", config={VIEWS_SETTING: views})
         session.range(1).count()  # the JVM and the first job are up
         startup = time.perf_counter() - started
     started = time.perf_counter()
@@ -162,26 +167,27 @@ def main() -> None:
           f"silver {silver / 1e6:.0f} MB of Parquet")
     results: dict[str, list[dict[str, Any]]] = {}
     for _ in range(args.repeat):  # interleaved, so a slow spell of the machine hits every engine
-        for engine, master in ENGINES:
-            label = engine if master is None else f"{engine} {master}"
-            results.setdefault(label, []).append(measure("build", str(lake), engine, master or ""))
+        for engine, master, views in ENGINES:
+            label = engine if not master else f"{engine} {master} {views}"
+            results.setdefault(label, []).append(measure("build", str(lake), engine, master, views))
     base = statistics.median(r["seconds"] for r in results["duckdb"])
-    print(f"{'engine':<16} {'build s':>8} {'vs duckdb':>9} {'start s':>8} {'MB/s/core':>9} "
+    print(f"{'engine':<23} {'build s':>8} {'vs duckdb':>9} {'start s':>8} {'MB/s/core':>9} "
           f"{'driver MB':>9} {'JVM MB':>7} {'worker MB':>9}   rows")
     medians = {}
     for label, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         medians[label] = seconds
-        cores = 2 if label.endswith("[2]") else 1
-        print(f"{label:<16} {seconds:8.1f} {seconds / base:8.2f}x {statistics.median(r['startup'] for r in runs):8.1f} "
+        cores = 2 if "[2]" in label else 1
+        print(f"{label:<23} {seconds:8.1f} {seconds / base:8.2f}x {statistics.median(r['startup'] for r in runs):8.1f} "
               f"{silver / 1e6 / seconds / cores:9.1f} {max(r['peak_mb'] for r in runs):9.0f} "
               f"{max(r.get('jvm_peak_mb', 0) for r in runs):7.0f} {max(r.get('worker_peak_mb', 0) for r in runs):9.0f}"
               f"   {runs[0]['rows']:,}")
-    speedup = medians["spark local[1]"] / medians["spark local[2]"]
-    print(f"speed-up local[1] -> local[2]: {speedup:.2f}x (goal >= 1.7x); "
-          f"silver per core-second on local[1]: {silver / 1e6 / medians['spark local[1]']:.1f} MB, "
-          f"{args.patients / medians['spark local[1]']:.0f} patients")
-
+    for views in ("sql", "duckdb"):
+        one, two = medians[f"spark local[1] {views}"], medians[f"spark local[2] {views}"]
+        print(f"views as {views:<6}: speed-up local[1] -> local[2] {one / two:.2f}x (goal >= 1.7x); "
+              f"per core on local[1]: {silver / 1e6 / one:.1f} MB of silver/s, {args.patients / one:.0f} patients/s")
+    print(f"duckdb: {args.patients / base:.0f} patients/s (all cores); load average after: "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 if __name__ == "__main__":
     main()

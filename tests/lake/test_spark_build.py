@@ -1,7 +1,7 @@
 """``fhirlake lake build --engine spark``: the same Delta tables as the DuckDB build, row for row.
 
 One Synthea lake (30 patients) is ingested with DuckDB, copied, and rebuilt on the session's
-local Spark; every gold table of both lakes is then read back through deltalake and compared
+local Spark (views as Spark SQL, and as DuckDB queries inside the tasks); every gold table of both lakes is then read back through deltalake and compared
 as sorted Arrow rows (values and types), and the Spark lake keeps working as a lake: a new
 snapshot in the catalog, the earlier snapshot still readable with ``as_of``.
 """
@@ -9,6 +9,7 @@ snapshot in the catalog, the earlier snapshot still readable with ``as_of``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 import fhirlake
+from fhirlake.lake._spark_build import VIEWS_SETTING
 
 
 def _sorted_rows(table: pa.Table) -> pa.Table:
@@ -34,14 +36,20 @@ def duck_lake(tmp_path_factory: pytest.TempPathFactory, synthea_dir: Path) -> Pa
     return root
 
 
-@pytest.fixture(scope="module")
-def spark_lake(duck_lake: Path, spark: Any) -> Path:
-    root = duck_lake.parent / "spark"
+@pytest.fixture(scope="module", params=["sql", "duckdb"])
+def spark_lake(request: pytest.FixtureRequest, duck_lake: Path, spark: Any) -> Iterator[Path]:
+    """The DuckDB lake rebuilt on Spark, views evaluated as Spark SQL or by DuckDB in each task."""
+    root = duck_lake.parent / f"spark-{request.param}"
     shutil.copytree(duck_lake, root)
-    with fhirlake.connect(root, read_only=False) as lake:
-        report = lake.build(force=True, engine="spark", spark=spark)
+    spark.conf.set(VIEWS_SETTING, request.param)
+    try:
+        with fhirlake.connect(root, read_only=False) as lake:
+            report = lake.build(force=True, engine="spark", spark=spark)
+    finally:
+        spark.conf.unset(VIEWS_SETTING)
     assert report.engine == "spark" and report.rebuilt
-    return root
+    yield root
+    shutil.rmtree(root)
 
 
 def test_spark_builds_the_same_gold_tables_as_duckdb(duck_lake: Path, spark_lake: Path) -> None:

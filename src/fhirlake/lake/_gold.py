@@ -35,7 +35,8 @@ HIDDEN_COLUMNS = {
     "_source": "The source (hospital, server) the row comes from.",
     PARTITION: "UTC year of the resource's last_updated (the partition).",
 }
-_CARRY = {"_resource_key": "resource_key", "_source": "source", PARTITION: PARTITION}
+#: The silver columns every gold row carries, by gold column name (after the view's own).
+CARRY = {"_resource_key": "resource_key", "_source": "source", PARTITION: PARTITION}
 ROWS_PER_GROUP = 16384
 
 
@@ -80,7 +81,7 @@ class GoldView:
     @cached_property
     def query_sql(self) -> str:
         """The view over the ``changed_rows`` relation (silver-shaped rows with ``_year``), hidden columns last."""
-        return view_query(self.compiled, exp.to_table("changed_rows"), carry=_CARRY).sql(dialect="duckdb", copy=False)
+        return view_query(self.compiled, exp.to_table("changed_rows"), carry=CARRY).sql(dialect="duckdb", copy=False)
 
     def with_comments(self, schema: pa.Schema) -> pa.Schema:
         """``schema`` with each column's description as its ``comment`` (Spark shows it too) and
