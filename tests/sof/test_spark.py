@@ -124,3 +124,11 @@ def test_duckdb_runs_never_import_pyspark(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=PROJECT_ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_view_sql_engine_spark_prints_spark_sql() -> None:
+    from fhirlake.sof.cli import view_group
+
+    done = CliRunner().invoke(view_group, ["sql", "patient", "--engine", "spark"])
+    assert done.exit_code == 0, done.output
+    assert "TRY_ELEMENT_AT(" in done.output and "`resourceType` = 'Patient'" in done.output

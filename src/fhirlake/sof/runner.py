@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 import orjson
@@ -36,10 +36,14 @@ from fhirlake.sof.errors import ViewEvaluationError
 from fhirlake.sof.inputs import find_files, scan_lines
 from fhirlake.sof.model import ViewDefinition, load_view, parse_view
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
 __all__ = ["RunResult", "diagnose", "run_view", "view_query"]
 
 ViewLike: TypeAlias = ViewDefinition | CompiledView | Mapping[str, Any] | str | Path
-Source: TypeAlias = str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation
+# On Spark, also a Spark DataFrame of resource JSON (pyspark is only imported for type checking).
+Source: TypeAlias = "str | Path | Sequence[str | Path] | pa.Table | duckdb.DuckDBPyRelation | DataFrame"
 
 # DuckDB's default largest JSON object is 16 MB; a larger one (a big Bundle-like resource) makes
 # the run retry with this. Not the default: a large buffer per thread slows every read down.
@@ -114,6 +118,9 @@ def run_view(
                 return _execute(con, query, output)
             except duckdb.Error as exc:
                 raise _evaluation_error(exc) from exc
+        if not isinstance(source, str | Path | Sequence):
+            raise TypeError(f"run_view on duckdb reads files, a pyarrow Table or a DuckDB relation, not {type(source).__name__}"
+                            " (a Spark DataFrame needs engine='spark')")
         files = find_files(source, compiled.view.resource)
         if not files:  # a Bulk export leaves out the types it has no resources of
             result = _execute(con, compiled.query(_empty_source(compiled)), output)
