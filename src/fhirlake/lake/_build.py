@@ -157,7 +157,7 @@ def rebuild_gold(merge: _Merge, view: GoldView, rebuild: GoldRebuild) -> ViewCou
     before = folder.files(merge.table(view.table))
     rows = rebuild.rows(view, merge._uris(f"silver/{view.resource}"))
     metadata = {**merge.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "rebuild", ENGINE_KEY: rebuild.engine}
-    merge._commit(folder, rows.schema, add=rows.files, metadata=metadata, overwrite=True, description=view.description)
+    merge.commit(folder, rows.schema, add=rows.files, metadata=metadata, overwrite=True, description=view.description)
     return ViewCounts(rows_removed=sum(f.rows for f in before), rows_added=sum(f.rows for f in rows.files), rebuilt=True)
 
 

@@ -51,12 +51,11 @@ from fhirlake.lake._build import (
     removed_views,
 )
 from fhirlake.lake._catalog import catalog_is_current, catalog_tables, open_catalog, write_catalog
-from fhirlake.lake._delta import PARTITION, DataFile, DeltaFolder
+from fhirlake.lake._delta import DataFile, DeltaFolder
 from fhirlake.lake._duck import (
     connect_worker,
     delta_safe,
     files_view,
-    quote,
     run,
     without_progress_bar,
 )
@@ -69,6 +68,7 @@ from fhirlake.lake._gold import (
     load_gold_views,
 )
 from fhirlake.lake._log import Snapshot, SnapshotLog
+from fhirlake.lake._optimize import CompactCounts, OptimizeReport, compact_gold
 from fhirlake.lake._silver import (
     PLAN_TABLES,
     SILVER_COLUMNS,
@@ -206,35 +206,6 @@ class IngestReport:
         return out
 
 
-@dataclass(frozen=True)
-class CompactCounts:
-    """What :meth:`LakeWriter.optimize` did to one gold table."""
-
-    files_before: int
-    files_after: int
-    rows: int
-    partitions: int
-    sorted_by: str | None
-
-
-@dataclass(frozen=True)
-class OptimizeReport:
-    """The outcome of :meth:`Lake.optimize`: the tables compacted and the snapshot recorded."""
-
-    snapshot_id: int | None
-    compacted: Mapping[str, CompactCounts]
-    seconds: float
-
-    def lines(self) -> list[str]:
-        """The report as text lines (what the CLI prints)."""
-        if not self.compacted:
-            return ["nothing to compact: every gold partition is one file in code order"]
-        out = [f"snapshot {self.snapshot_id}: {len(self.compacted)} gold tables compacted in {self.seconds:.1f} s"]
-        out += [f"  gold.{name}: {c.files_before} → {c.files_after} files in {c.partitions} partitions, {c.rows:,} rows"
-                + (f", by {c.sorted_by}" if c.sorted_by else "") for name, c in sorted(self.compacted.items())]
-        return out
-
-
 class LakeWriter:
     """Everything that changes a lake. One writer at a time (the lake's lock)."""
 
@@ -338,7 +309,7 @@ class LakeWriter:
             views, chosen = self._views(only)
             with self._merge() as merge:  # one table at a time: each sort has the memory limit to itself
                 compacted = {view.name: counts for view in chosen
-                             if (counts := merge.compact_gold(view, force=force)) is not None}
+                             if (counts := compact_gold(merge, view, force=force)) is not None}
             latest = self.log.latest()
             # the data's reference time stays: derived columns (age, ...) must not move when rows are only moved
             snapshot = self._record(views, merge.tables, kind="optimize", summary={"compacted": {n: vars(c) for n, c in compacted.items()}},
@@ -439,7 +410,7 @@ class _Merge:
             self.tables[name] = DeltaFolder(self.storage, name).open()
         return self.tables[name]
 
-    def _commit(self, folder: DeltaFolder, schema: pa.Schema | None, **arguments: Any) -> None:
+    def commit(self, folder: DeltaFolder, schema: pa.Schema | None, **arguments: Any) -> None:
         self.tables[folder.name] = folder.commit(self.table(folder.name), schema, **arguments)
 
     def _uris(self, name: str) -> list[str]:
@@ -515,50 +486,19 @@ class _Merge:
             years = pa.table({"file": [folder.file_uri(f) for f in rewrite], "year": [f.partition for f in rewrite]})
             self.cursor().register("file_years", years)
             files_view(self.cursor(), "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
-            kept = self._write(folder, _KEEP_GOLD, ROWS_PER_GROUP, {"source": self.source})
+            kept = self.write(folder, _KEEP_GOLD, ROWS_PER_GROUP, {"source": self.source})
             self.cursor().unregister("file_years")
         added: list[DataFile] = []
         if plan.changed:
             self._changed_rows(plan)
-            added = self._write(folder, view.query_sql, ROWS_PER_GROUP)
+            added = self.write(folder, view.query_sql, ROWS_PER_GROUP)
         base = earlier or ViewCounts()
         if not rewrite and not added:
             return base
         metadata = {**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "merge"}
-        self._commit(folder, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
+        self.commit(folder, None, add=[*kept, *added], remove=rewrite, metadata=metadata)
         removed = sum(f.rows for f in rewrite) - sum(f.rows for f in kept)
         return ViewCounts(base.rows_removed + removed, base.rows_added + sum(f.rows for f in added), len(rewrite), base.rebuilt)
-
-    def compact_gold(self, view: GoldView, *, force: bool = False) -> CompactCounts | None:
-        """Rewrite the partitions of a gold table that need it (see :meth:`LakeWriter.optimize`); None if none do."""
-        folder = DeltaFolder(self.storage, view.table)
-        table = self.table(view.table)
-        if table is None or not view.built_by_this_view(table):
-            return None  # missing, or built by another definition of the view: `fhirlake lake build` first
-        files = folder.files(table)
-        partitions: dict[int | None, list[DataFile]] = {}
-        for file in files:
-            partitions.setdefault(file.partition, []).append(file)
-        never = force or not any(c.get("fhirlake.operation") == "optimize" for c in table.history())
-        chosen = {year: group for year, group in partitions.items() if never or len(group) > 1}
-        if not chosen:
-            return None
-        order = f" ORDER BY {quote(view.sort_column)} NULLS LAST" if view.sort_column else ""
-        removed: list[DataFile] = []
-        added: list[DataFile] = []
-        for year, group in sorted(chosen.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-            files_view(self.cursor(), "compact_rows", [folder.file_uri(f) for f in group], {})
-            written = self._write(folder, f"SELECT *, CAST($year AS INTEGER) AS {quote(PARTITION)} FROM compact_rows{order}",
-                                  ROWS_PER_GROUP, {"year": year})
-            rows_in, rows_out = sum(f.rows for f in group), sum(f.rows for f in written)
-            if rows_out != rows_in:
-                raise LakeError(f"gold.{view.name}: compacting partition {year} wrote {rows_out} rows "
-                                f"for {rows_in}: nothing was committed")
-            removed += group
-            added += written
-        self._commit(folder, None, add=added, remove=removed,
-                     metadata={**self.metadata, VIEW_HASH_KEY: view.sha, "fhirlake.operation": "optimize"})
-        return CompactCounts(len(removed), len(added), sum(f.rows for f in added), len(chosen), view.sort_column)
 
     def _changed_rows(self, plan: Plan) -> None:
         """The ``changed_rows`` temp view: the staged rows of the plan's changed resources."""
@@ -575,10 +515,10 @@ class _Merge:
         kept: list[DataFile] = []
         if rewrite:
             files_view(self.cursor(), "rewrite_rows", [folder.file_uri(f) for f in rewrite], {}, filename=True)
-            kept = self._write(folder, _KEEP_SILVER, SILVER_ROWS_PER_GROUP, {"source": self.source})
+            kept = self.write(folder, _KEEP_SILVER, SILVER_ROWS_PER_GROUP, {"source": self.source})
         added = self._new_silver_files(folder, plan) if plan.changed else []
         if rewrite or added:
-            self._commit(folder, SILVER_SCHEMA, add=[*kept, *added], remove=rewrite,
+            self.commit(folder, SILVER_SCHEMA, add=[*kept, *added], remove=rewrite,
                          metadata={**self.metadata, "fhirlake.operation": "merge"})
 
     def _new_silver_files(self, folder: DeltaFolder, plan: Plan) -> list[DataFile]:
@@ -587,7 +527,7 @@ class _Merge:
                 self.storage.put(plan.staged.folder / file.path, *folder.name.split("/"), *file.path.split("/"))
             return list(plan.staged.files)
         self._changed_rows(plan)
-        return self._write(folder, "SELECT * FROM changed_rows", SILVER_ROWS_PER_GROUP)
+        return self.write(folder, "SELECT * FROM changed_rows", SILVER_ROWS_PER_GROUP)
 
     def add_tombstones(self) -> None:
         """Record the export's deletions, so an older export replayed cannot bring them back."""
@@ -598,9 +538,9 @@ class _Merge:
         files_view(self.cursor(), "tombstone_rows", self._uris(TOMBSTONES), TOMBSTONE_COLUMNS)
         deleted_at = (self.export.transaction_time or datetime.now(UTC)).isoformat()
         parameters = {"source": self.source, "deleted_at": deleted_at, "export_id": self.export.export_id}
-        added = self._write(folder, _NEW_TOMBSTONES, 65536, parameters)
+        added = self.write(folder, _NEW_TOMBSTONES, 65536, parameters)
         if added:
-            self._commit(folder, TOMBSTONE_SCHEMA, add=added, metadata={**self.metadata, "fhirlake.operation": "delete"})
+            self.commit(folder, TOMBSTONE_SCHEMA, add=added, metadata={**self.metadata, "fhirlake.operation": "delete"})
 
     # -- shared
 
@@ -614,6 +554,6 @@ class _Merge:
         found = {str(r[0]) for r in run(self.cursor(), template, {"source": self.source})}
         return [f for uri, f in candidates.items() if uri in found]
 
-    def _write(self, folder: DeltaFolder, query: str, rows_per_group: int, params: Mapping[str, object] | None = None) -> list[DataFile]:
+    def write(self, folder: DeltaFolder, query: str, rows_per_group: int, params: Mapping[str, object] | None = None) -> list[DataFile]:
         reader = delta_safe(self.cursor(), query, params).to_arrow_reader(rows_per_group)
         return folder.write(reader, rows_per_group=rows_per_group)
