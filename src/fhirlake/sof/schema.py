@@ -1,4 +1,5 @@
-"""The read schema: which parts of a resource a view touches, as DuckDB column types.
+"""The read schema: which parts of a resource a view touches, as DuckDB column types (and as a
+nested structure, from which Spark's ``StructType`` is made: :mod:`fhirlake.sof.engines.spark`).
 
 DuckDB parses JSON fastest when told exactly which fields to read and their types. While the
 compiler walks a view's paths, every element it navigates is recorded here; the tree is then

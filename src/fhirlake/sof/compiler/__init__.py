@@ -1,4 +1,5 @@
-"""The ViewDefinition → DuckDB SQL compiler (FHIRPath expressions, select trees, whole views)."""
+"""The ViewDefinition → SQL compiler (FHIRPath expressions, select trees, whole views): trees of
+sqlglot's typed nodes, spelled for DuckDB or Spark by :mod:`fhirlake.sof.engines`."""
 
 from __future__ import annotations
 

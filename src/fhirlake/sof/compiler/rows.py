@@ -36,7 +36,8 @@ _MULTIPLE_VALUES = "Multiple values found but not expected for column"
 
 @dataclass(frozen=True, slots=True)
 class OutputColumn:
-    """A column of the view's output: its model and DuckDB type (None: as computed)."""
+    """A column of the view's output: its model and SQL type, spelled as in DuckDB and parsed by
+    sqlglot for any engine (None: as computed)."""
 
     column: Column
     sql_type: str | None

@@ -115,7 +115,7 @@ def is_not_null(value: exp.Expression) -> exp.Expression:
 
 
 def lambda_(params: Sequence[str], body: exp.Expression) -> exp.Expression:
-    """``lambda p1, p2: body`` (DuckDB's lambda syntax)."""
+    """A lambda ``(p1, p2) -> body`` (each dialect spells it: ``LAMBDA p1, p2 : body`` in DuckDB)."""
     return exp.Lambda(this=body, expressions=[exp.to_identifier(p) for p in params])
 
 

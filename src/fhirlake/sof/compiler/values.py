@@ -14,7 +14,7 @@ from fhirlake.sof.schema import SchemaNode
 class Value:
     """A compiled FHIRPath expression.
 
-    ``sql`` is the DuckDB expression: a scalar (NULL when empty) or, when ``many``, a LIST
+    ``sql`` is the SQL expression (a sqlglot tree): a scalar (NULL when empty) or, when ``many``, a LIST
     (NULL or [] when empty, never holding NULL items). ``type`` is the FHIR or FHIRPath type
     when known. ``node`` is the read-schema node the value comes from, so that navigating
     further records what to read.
