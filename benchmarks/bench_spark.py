@@ -95,6 +95,29 @@ def step_build(lake: str, engine: str, master: str, views: str) -> dict[str, Any
     return result
 
 
+def step_single(export: str, work: str) -> dict[str, Any]:
+    """The single-machine chain's memory on one export: pseudonymise (structured rules, one
+    process), then ingest into a new lake (DuckDB); each step's peak RSS, in this process."""
+    import secrets
+
+    import fhirlake
+    from fhirlake.pseudonymize import PseudonymKey, load_policy
+    from fhirlake.pseudonymize.pipeline import pseudonymize
+    from fhirlake.resources import default_policy_path
+
+    shutil.rmtree(work, ignore_errors=True)
+    key = PseudonymKey(secrets.token_hex(32).encode())
+    started = time.perf_counter()
+    pseudonymize(Path(export), Path(work) / "pseudo", load_policy(default_policy_path()), key, workers=1, text=False)
+    pseudonymised, pseudo_peak = time.perf_counter() - started, _peak_mb()
+    started = time.perf_counter()
+    with fhirlake.connect(Path(work) / "lake", read_only=False) as opened:
+        opened.ingest(Path(work) / "pseudo", source="bench")
+    ingested = time.perf_counter() - started
+    shutil.rmtree(work, ignore_errors=True)
+    return {"pseudo_s": pseudonymised, "pseudo_peak_mb": pseudo_peak, "ingest_s": ingested, "peak_mb": _peak_mb()}
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -157,7 +180,12 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="builds per engine (the median is reported)")
+    parser.add_argument("--memory-sizes", default="",
+                        help="also measure the single-machine chain's peak memory on exports of these sizes "
+                             "(comma-separated patient counts), for the memory per patient")
     args = parser.parse_args()
+    if args.memory_sizes:
+        single_machine([int(n) for n in args.memory_sizes.split(",")], args.seed)
     export, lake = DATA / f"export-{args.patients}", DATA / f"lake-{args.patients}"
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     generate(export, args.patients, args.seed)
@@ -188,6 +216,24 @@ def main() -> None:
               f"per core on local[1]: {silver / 1e6 / one:.1f} MB of silver/s, {args.patients / one:.0f} patients/s")
     print(f"duckdb: {args.patients / base:.0f} patients/s (all cores); load average after: "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+def single_machine(sizes: list[int], seed: int) -> None:
+    """Peak memory of pseudonymise and ingest on one machine at a few sizes, and the slope per patient."""
+    rows = []
+    for patients in sizes:
+        export = DATA / f"export-{patients}"
+        generate(export, patients, seed)
+        result = measure("single", str(export), str(DATA / "single-machine"))
+        rows.append((patients, result))
+        print(f"single machine, {patients:,} patients ({_size(export, '*.ndjson') / 1e9:.2f} GB): pseudonymise "
+              f"{result['pseudo_s']:.1f} s peak {result['pseudo_peak_mb']:.0f} MB; ingest {result['ingest_s']:.1f} s "
+              f"peak {result['peak_mb']:.0f} MB")
+    if len(rows) >= 2:
+        (small, a), (large, b) = rows[0], rows[-1]
+        for name, field in (("pseudonymise", "pseudo_peak_mb"), ("pseudonymise + ingest", "peak_mb")):
+            slope = (b[field] - a[field]) / (large - small)
+            print(f"{name}: {slope * 1024:.1f} kB more peak memory per patient")
+
 
 if __name__ == "__main__":
     main()

@@ -78,3 +78,12 @@ def test_the_spark_build_is_a_snapshot_of_the_lake(duck_lake: Path, spark_lake: 
         assert earlier.sql(count)["n"][0] == rows
     history = DeltaTable(str(spark_lake / "gold" / "observation")).history(1)[0]
     assert history.get("fhirlake.operation") == "rebuild"
+
+
+def test_master_needs_the_spark_engine(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fhirlake.cli import cli
+
+    result = CliRunner().invoke(cli, ["lake", "build", "--lake", str(tmp_path), "--master", "local[1]"])
+    assert result.exit_code == 2 and "--master needs --engine spark" in result.output

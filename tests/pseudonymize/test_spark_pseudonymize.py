@@ -55,3 +55,25 @@ def test_spark_writes_the_same_bytes_as_one_machine(
     assert dict(got.out_by_type) == dict(expected.out_by_type)
     assert dict(got.in_by_type) == dict(expected.in_by_type)
     assert got.rule_stats == expected.rule_stats
+
+
+def test_the_cli_runs_on_spark(synthea_dir: Path, tmp_path: Path, spark: Any) -> None:
+    from click.testing import CliRunner
+
+    from fhirlake.cli import cli
+
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("Patient.ndjson", "Encounter.ndjson"):
+        shutil.copy(synthea_dir / name, source / name)
+    key_file = tmp_path / "key"
+    key_file.write_text("k" * 64)
+    common = ["pseudonymize", str(source), "--key-file", str(key_file), "--no-text"]
+    runner = CliRunner()
+    local = runner.invoke(cli, [*common[:2], str(tmp_path / "local"), *common[2:]])
+    distributed = runner.invoke(cli, [*common[:2], str(tmp_path / "spark"), *common[2:], "--engine", "spark"])
+    assert local.exit_code == 0 and distributed.exit_code == 0, distributed.output
+    for name in ("Patient.ndjson", "Encounter.ndjson"):
+        assert (tmp_path / "spark" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    wrong = runner.invoke(cli, [*common[:2], str(tmp_path / "x"), *common[2:], "--master", "local[2]"])
+    assert wrong.exit_code == 2 and "--master needs --engine spark" in wrong.output

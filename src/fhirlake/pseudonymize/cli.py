@@ -52,6 +52,16 @@ def _default_policy() -> Path:
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output of an earlier run in OUT.")
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Worker processes on this machine, or Spark tasks (the spark extra; same output bytes).",
+)
+@click.option(
+    "--master", default=None, metavar="URL", help="With --engine spark: the Spark master [default: local[1]]."
+)
+@click.option(
     "--max-quarantine-rate",
     type=click.FloatRange(0.0, 1.0),
     default=0.01,
@@ -66,6 +76,8 @@ def pseudonymize_command(
     workers: int | None,
     no_text: bool,
     overwrite: bool,
+    engine: str,
+    master: str | None,
     max_quarantine_rate: float,
 ) -> None:
     """Pseudonymise a batch IN (export folder, <Type>.ndjson files, Bundle) into OUT.
@@ -91,11 +103,22 @@ def pseudonymize_command(
     except BatchError as exc:
         raise PseudonymizeError(str(exc)) from None
     expected = sum(batch.lines.values()) or sum(batch.manifest_counts.values()) or None
-    with meter("pseudonymise", total=expected, unit="records") as advance:
-        report = pseudonymize(
-            batch, output_dir, policy, key, workers=workers, text=not no_text, overwrite=overwrite,
-            progress=advance,
+    if master and engine != "spark":
+        raise click.UsageError("--master needs --engine spark")
+    if engine == "spark":
+        from fhirlake.pseudonymize.spark import pseudonymize_on_spark
+        from fhirlake.spark import spark_session
+
+        spark = spark_session(master, app_name="fhirlake-pseudonymize")
+        report = pseudonymize_on_spark(
+            spark, batch, output_dir, policy, key, text=not no_text, overwrite=overwrite
         )
+    else:
+        with meter("pseudonymise", total=expected, unit="records") as advance:
+            report = pseudonymize(
+                batch, output_dir, policy, key, workers=workers, text=not no_text,
+                overwrite=overwrite, progress=advance,
+            )
     click.echo(report.summary())
     if report.quarantined:
         click.echo(
