@@ -132,3 +132,12 @@ def test_view_sql_engine_spark_prints_spark_sql() -> None:
     done = CliRunner().invoke(view_group, ["sql", "patient", "--engine", "spark"])
     assert done.exit_code == 0, done.output
     assert "TRY_ELEMENT_AT(" in done.output and "`resourceType` = 'Patient'" in done.output
+
+
+def test_an_empty_delta_table_gives_no_rows(spark: Any, tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    silver = tmp_path / "silver" / "Patient"
+    write_deltalake(str(silver), pa.table({"resource_key": pa.array([], pa.string()), "resource": pa.array([], pa.string())}))
+    result = run_view(resolve_view("patient")[1], silver, engine="spark")
+    assert result.table is not None and result.rows == 0

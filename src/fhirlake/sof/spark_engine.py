@@ -104,22 +104,32 @@ def read_ndjson(spark: SparkSession, files: Sequence[Path], *, column: str = "re
     return lines.where(F.length(F.trim(F.col(column))) > 0)
 
 
-def read_delta(spark: SparkSession, table: str | Path) -> DataFrame:
-    """The current version of a Delta table (a silver table: ``resource`` holds the JSON), read
-    without delta-spark: ``deltalake`` lists the live Parquet files and Spark reads them.
+def read_delta(spark: SparkSession, table: str | Path, *, version: int | None = None) -> DataFrame:
+    """A version of a Delta table (default: the current one) as a DataFrame, read without
+    delta-spark: ``deltalake`` lists the version's live Parquet files and Spark reads them. For a
+    silver table, ``resource`` holds the JSON.
 
-    Partition values live in the files' paths and are not columns here; a view needs none.
+    Partition values live in the files' paths and are not columns here; a view needs none. A
+    table with deletion vectors is refused (its files hold deleted rows): read it with delta-spark.
     """
     from deltalake import DeltaTable
 
-    files = DeltaTable(str(table)).file_uris()
-    if not files:
-        raise ViewEvaluationError(f"the Delta table {table} has no rows")
+    delta = DeltaTable(str(table), version=version)
+    if "deletionVectors" in (delta.protocol().reader_features or []):
+        raise ViewEvaluationError(f"the Delta table {table} uses deletion vectors: read it with delta-spark")
+    files = delta.file_uris()
+    if not files:  # no data file: no rows, with the table's columns
+        return spark.createDataFrame(delta.to_pyarrow_table())
     return spark.read.parquet(*files)
 
 
 def is_delta_table(path: str | Path) -> bool:
-    """True when ``path`` is a folder holding a Delta table (it has a ``_delta_log``)."""
+    """True when ``path`` is a Delta table: a folder with a ``_delta_log``, or a URI deltalake
+    recognises as one (``s3://...``)."""
+    if "://" in str(path):
+        from deltalake import DeltaTable
+
+        return bool(DeltaTable.is_deltatable(str(path)))
     return (Path(path) / "_delta_log").is_dir()
 
 
