@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except FhirlakeError as exc:
         click.echo(f"fhirlake: error: {exc}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("fhirlake: aborted", err=True)
         return 130
     except click.ClickException as exc:

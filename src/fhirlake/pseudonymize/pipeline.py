@@ -20,6 +20,8 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -211,6 +213,37 @@ def _quarantined(
 _WORKER: _Worker | None = None
 
 
+class _InterruptFlag:
+    """Ctrl-C while the pool runs, remembered as well as raised: a KeyboardInterrupt raised while
+    a worker is being forked is swallowed by the fork's callbacks ("Exception ignored in"), so
+    the loop also checks the flag. Only in the main thread (where Python delivers signals)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.set = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _start_worker() -> None:
+    """In each forked worker: Ctrl-C is the parent's to handle (it stops the pool), and what the
+    parent built is never collected (skip scanning it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()
+
+
 def _process_in_worker(chunk: _Chunk) -> _ChunkResult:
     assert _WORKER is not None
     return _WORKER.process(chunk)
@@ -313,19 +346,28 @@ def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterato
         return
     _WORKER = worker
     window: collections.deque[Future[_ChunkResult]] = collections.deque()
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker
+    )
+    interrupted = _InterruptFlag()
     try:
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=gc.freeze,  # what the parent built is never collected: skip scanning it
-        ) as pool:
-            for chunk in chunks:
-                window.append(pool.submit(_process_in_worker, chunk))
-                if len(window) >= 2 * workers:
-                    yield window.popleft().result()
-            while window:
+        for chunk in chunks:
+            window.append(pool.submit(_process_in_worker, chunk))
+            interrupted.check()
+            if len(window) >= 2 * workers:
                 yield window.popleft().result()
+        while window:
+            interrupted.check()
+            yield window.popleft().result()
+    except BaseException:
+        # an error or Ctrl-C: stop at once, without finishing the chunks in flight (the output
+        # folder is incomplete either way). Python 3.14 has pool.terminate_workers() for this.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
     finally:
+        interrupted.restore()
+        pool.shutdown(wait=True, cancel_futures=True)
         _WORKER = None
 
 
