@@ -294,22 +294,29 @@ class LakeWriter:
 
     # --------------------------------------------------------------------------------- optimize
 
-    def optimize(self, *, only: Sequence[str] | None = None, force: bool = False) -> OptimizeReport:
+    def optimize(self, *, only: Sequence[str] | None = None, force: bool = False,
+                 progress: Callable[[str], None] | None = None) -> OptimizeReport:
         """Compact gold tables: each partition's files rewritten as one (or a few) files, rows in code order.
 
         Ingests add files per export and partition; a query pays a cost per file, and rows in
         arrival order make every row group span every code. A partition is rewritten when it has
         several files, or, once per table, when the table was never optimised (``force``: all of
         them). Rows are only moved: the counts are checked, and the rewrite is one Delta version
-        per table and one snapshot; earlier snapshots still read their own files.
+        per table and one snapshot; earlier snapshots still read their own files. ``progress``
+        is told each table as it is done.
         """
+        tell = progress or (lambda step: None)
         started = time.perf_counter()
         with self.storage.lock():
             self.storage.clean_work()
             views, chosen = self._views(only)
+            compacted: dict[str, CompactCounts] = {}
             with self._merge() as merge:  # one table at a time: each sort has the memory limit to itself
-                compacted = {view.name: counts for view in chosen
-                             if (counts := compact_gold(merge, view, force=force)) is not None}
+                for view in chosen:
+                    counts = compact_gold(merge, view, force=force)
+                    if counts is not None:
+                        compacted[view.name] = counts
+                    tell(f"gold.{view.name} " + ("compacted" if counts is not None else "already compact"))
             latest = self.log.latest()
             # the data's reference time stays: derived columns (age, ...) must not move when rows are only moved
             snapshot = self._record(views, merge.tables, kind="optimize", summary={"compacted": {n: vars(c) for n, c in compacted.items()}},

@@ -217,9 +217,10 @@ class Lake:
         self._reopen()
         return report
 
-    def optimize(self, views: Sequence[str] | None = None, *, force: bool = False) -> OptimizeReport:
+    def optimize(self, views: Sequence[str] | None = None, *, force: bool = False,
+                 progress: Callable[[str], None] | None = None) -> OptimizeReport:
         """Compact gold tables (few files per partition, rows in code order): faster queries, same rows."""
-        report = self._writer().optimize(only=views, force=force)
+        report = self._writer().optimize(only=views, force=force, progress=progress)
         self._reopen()
         return report
 

@@ -94,7 +94,11 @@ def build_command(names: tuple[str, ...], force: bool, engine: Engine, master: s
 def optimize_command(names: tuple[str, ...], force: bool, root: str | None, views: Path | None) -> None:
     """Compact gold tables: few files per partition, rows in code order (faster queries, same rows)."""
     with connect(root, read_only=False, views=views) as lake:
-        click.echo("\n".join(lake.optimize(list(names) or None, force=force).lines()))
+        from fhirlake.progress import status
+
+        with status("optimize") as say:
+            report = lake.optimize(list(names) or None, force=force, progress=say)
+        click.echo("\n".join(report.lines()))
 
 
 @lake_group.command("vacuum")
