@@ -9,13 +9,17 @@ with DuckDB); then every gold table is rebuilt from silver (``lake.build(force=T
   evaluated as Spark SQL (``sql``, the default) or by DuckDB inside each task (``duckdb``).
 
 Each build runs in a fresh process, ``--repeat`` times, and the report gives the median wall
-time, silver throughput per core, the speed-up from one Spark worker to two (the goal is
+time, the CPU time of the process and everything under it (JVM, Python workers; with Spark's
+start-up, so an upper bound) and silver throughput per CPU second, the speed-up from one Spark worker to two (the goal is
 ≥ 1.7×), and peak memory: the Python driver's (``ru_maxrss``) and, for Spark, the JVM's and
 the largest Python worker's (``VmHWM`` of those processes, read before they exit). Spark's
 start-up (a JVM, about 5-10 s here) is timed apart from the build.
 
     python benchmarks/bench_spark.py                    # 1,500 patients (about 0.5 GB of NDJSON)
     python benchmarks/bench_spark.py --patients 6300    # the ~2 GB lake of bench_lake.py
+    python benchmarks/bench_spark.py --memory-sizes 200,1500,4000   # + single-machine memory per patient
+
+What the figures mean for a large build, and where one machine stops: docs/scale.md.
 """
 
 from __future__ import annotations
@@ -88,34 +92,54 @@ def step_build(lake: str, engine: str, master: str, views: str) -> dict[str, Any
         report = opened.build(force=True, engine=engine, spark=session)
     seconds = time.perf_counter() - started
     rows = sum(c.rows_added for c in report.rebuilt.values())
-    result = {"seconds": seconds, "startup": startup, "rows": rows, "peak_mb": _peak_mb()}
+    result = {"seconds": seconds, "startup": startup, "rows": rows, "peak_mb": _peak_mb(), "cpu": _cpu_seconds()}
     if session is not None:
         result |= _spark_peaks()
         session.stop()
     return result
 
 
-def step_single(export: str, work: str) -> dict[str, Any]:
-    """The single-machine chain's memory on one export: pseudonymise (structured rules, one
-    process), then ingest into a new lake (DuckDB); each step's peak RSS, in this process."""
+def _cpu_seconds() -> float:
+    """CPU time used so far by this process and every process under it (the JVM, Python workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return total
+
+
+def step_pseudonymize(export: str, out: str) -> dict[str, Any]:
+    """The single-machine pseudonymisation of an export (structured rules, one process): time and peak RSS."""
     import secrets
 
-    import fhirlake
     from fhirlake.pseudonymize import PseudonymKey, load_policy
     from fhirlake.pseudonymize.pipeline import pseudonymize
     from fhirlake.resources import default_policy_path
 
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
     key = PseudonymKey(secrets.token_hex(32).encode())
     started = time.perf_counter()
-    pseudonymize(Path(export), Path(work) / "pseudo", load_policy(default_policy_path()), key, workers=1, text=False)
-    pseudonymised, pseudo_peak = time.perf_counter() - started, _peak_mb()
+    pseudonymize(Path(export), Path(out), load_policy(default_policy_path()), key, workers=1, text=False)
+    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+
+
+def step_ingest(pseudonymised: str, lake: str) -> dict[str, Any]:
+    """The single-machine ingest (DuckDB) of a pseudonymised export into a new lake: time and peak RSS."""
+    import fhirlake
+    import fhirlake.lake  # imports are not part of the ingest
+
+    shutil.rmtree(lake, ignore_errors=True)
     started = time.perf_counter()
-    with fhirlake.connect(Path(work) / "lake", read_only=False) as opened:
-        opened.ingest(Path(work) / "pseudo", source="bench")
-    ingested = time.perf_counter() - started
-    shutil.rmtree(work, ignore_errors=True)
-    return {"pseudo_s": pseudonymised, "pseudo_peak_mb": pseudo_peak, "ingest_s": ingested, "peak_mb": _peak_mb()}
+    with fhirlake.connect(lake, read_only=False) as opened:
+        opened.ingest(pseudonymised, source="bench")
+    seconds = time.perf_counter() - started
+    shutil.rmtree(lake, ignore_errors=True)
+    return {"seconds": seconds, "peak_mb": _peak_mb()}
 
 
 def _peak_mb() -> float:
@@ -199,15 +223,15 @@ def main() -> None:
             label = engine if not master else f"{engine} {master} {views}"
             results.setdefault(label, []).append(measure("build", str(lake), engine, master, views))
     base = statistics.median(r["seconds"] for r in results["duckdb"])
-    print(f"{'engine':<23} {'build s':>8} {'vs duckdb':>9} {'start s':>8} {'MB/s/core':>9} "
+    print(f"{'engine':<23} {'build s':>8} {'vs duckdb':>9} {'start s':>8} {'CPU s':>7} {'MB/CPU s':>8} "
           f"{'driver MB':>9} {'JVM MB':>7} {'worker MB':>9}   rows")
     medians = {}
     for label, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         medians[label] = seconds
-        cores = 2 if "[2]" in label else 1
+        cpu = statistics.median(r["cpu"] for r in runs)  # start-up included: an upper bound
         print(f"{label:<23} {seconds:8.1f} {seconds / base:8.2f}x {statistics.median(r['startup'] for r in runs):8.1f} "
-              f"{silver / 1e6 / seconds / cores:9.1f} {max(r['peak_mb'] for r in runs):9.0f} "
+              f"{cpu:7.1f} {silver / 1e6 / cpu:8.2f} {max(r['peak_mb'] for r in runs):9.0f} "
               f"{max(r.get('jvm_peak_mb', 0) for r in runs):7.0f} {max(r.get('worker_peak_mb', 0) for r in runs):9.0f}"
               f"   {runs[0]['rows']:,}")
     for views in ("sql", "duckdb"):
@@ -218,22 +242,24 @@ def main() -> None:
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 def single_machine(sizes: list[int], seed: int) -> None:
-    """Peak memory of pseudonymise and ingest on one machine at a few sizes, and the slope per patient."""
+    """Peak memory of pseudonymise and of ingest on one machine (each in a fresh process) at a
+    few sizes, and the slope per patient."""
     rows = []
     for patients in sizes:
         export = DATA / f"export-{patients}"
         generate(export, patients, seed)
-        result = measure("single", str(export), str(DATA / "single-machine"))
-        rows.append((patients, result))
+        pseudo = measure("pseudonymize", str(export), str(DATA / "single-pseudo"))
+        ingest = measure("ingest", str(DATA / "single-pseudo"), str(DATA / "single-lake"))
+        shutil.rmtree(DATA / "single-pseudo", ignore_errors=True)
+        rows.append((patients, {"pseudonymise": pseudo, "ingest": ingest}))
         print(f"single machine, {patients:,} patients ({_size(export, '*.ndjson') / 1e9:.2f} GB): pseudonymise "
-              f"{result['pseudo_s']:.1f} s peak {result['pseudo_peak_mb']:.0f} MB; ingest {result['ingest_s']:.1f} s "
-              f"peak {result['peak_mb']:.0f} MB")
+              f"{pseudo['seconds']:.1f} s peak {pseudo['peak_mb']:.0f} MB; ingest {ingest['seconds']:.1f} s "
+              f"peak {ingest['peak_mb']:.0f} MB")
     if len(rows) >= 2:
         (small, a), (large, b) = rows[0], rows[-1]
-        for name, field in (("pseudonymise", "pseudo_peak_mb"), ("pseudonymise + ingest", "peak_mb")):
-            slope = (b[field] - a[field]) / (large - small)
-            print(f"{name}: {slope * 1024:.1f} kB more peak memory per patient")
-
+        for step in ("pseudonymise", "ingest"):
+            slope = (b[step]["peak_mb"] - a[step]["peak_mb"]) / (large - small)
+            print(f"{step}: {slope * 1024:.1f} kB more peak memory per patient")
 
 if __name__ == "__main__":
     main()
