@@ -19,6 +19,7 @@ there, and an empty file the manifest says holds resources.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -26,24 +27,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from fhirlake.errors import FhirlakeError
 
 __all__ = [
+    "BLOCKED",
     "PRIVACY_REPORT",
     "Batch",
     "BatchError",
     "batch_of_export",
+    "block",
+    "blocked_reason",
+    "count_problem",
+    "pseudonymisation_problem",
     "read_batch",
     "resource_type_of",
 ]
 
 PRIVACY_REPORT = "privacy-report.json"  # written by fhirlake.pseudonymize into its output
+BLOCKED = ".blocked"  # in a pseudonymised batch a blocking check failed on
 MANIFEST = "manifest.json"
 DROP_MARKER = "_drop.json"  # a bronze folder imported from a drop folder
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".ndjson.zst", ".jsonl", ".jsonl.gz", ".jsonl.zst")
 # files of a batch folder that are never resources
 _NOT_DATA = frozenset({MANIFEST, PRIVACY_REPORT, DROP_MARKER, "_READY", "truth.json", "quarantine.jsonl",
-                       "state.jsonl", ".blocked"})
+                       "state.jsonl", BLOCKED, "README", "README.md", "README.txt"})
 _TYPE_PREFIX = re.compile(r"^([A-Za-z]+)")
 
 
@@ -147,6 +156,9 @@ def batch_of_export(state: Any, *, source: str | None = None) -> Batch:
     lines: dict[str, int] = {}
     deleted = []
     for record in sorted(state.files.values(), key=lambda r: r.name):
+        if record.kind != "error" and not (state.path / record.name).is_file():
+            raise BatchError(f"{state.path / record.name}: missing, but the export's journal saved it "
+                             f"({record.lines} {record.type} resources)")
         if record.kind == "output":
             files.setdefault(record.type, []).append(state.path / record.name)
             lines[record.type] = lines.get(record.type, 0) + record.lines
@@ -192,34 +204,56 @@ def _with_manifest(path: Path) -> Batch:
         files.setdefault(entry["type"], []).append(_listed_file(path, entry, pointer))
     deleted = tuple(_listed_file(path, entry, pointer) for pointer, entry in _entries(manifest, "deleted", path))
     listed = {p for paths in files.values() for p in paths} | set(deleted)
-    bundles = tuple(p for p in sorted(path.iterdir()) if p not in listed and _is_bundle_file(p))
+    bundles: list[Path] = []
+    for file in sorted(path.iterdir()):
+        if file in listed or file.name in _NOT_DATA or file.name.startswith(".") or not file.is_file():
+            continue
+        if file.name.endswith(".json"):
+            bundles.append(_bundle_file(file))
+        else:
+            raise BatchError(f"{file}: not listed in {path / MANIFEST} (a file the manifest does not name "
+                             "would be left out)")
     time = manifest.get("transactionTime")
-    return Batch(path, path.name, {t: tuple(sorted(p)) for t, p in sorted(files.items())}, bundles=bundles,
+    return Batch(path, path.name, {t: tuple(sorted(p)) for t, p in sorted(files.items())}, bundles=tuple(bundles),
                  deleted=deleted, transaction_time=time if isinstance(time, str) else None,
                  manifest_counts=_counts(manifest), pseudonymised=(path / PRIVACY_REPORT).is_file())
 
 
 def _by_name(path: Path) -> Batch:
+    """Every file must be a data file by its name, or one of the known companions (allow-list):
+    a file skipped because of its name would be data lost without a word."""
     files: dict[str, list[Path]] = {}
     bundles = []
     for file in sorted(path.iterdir()):
-        if not file.is_file() or file.name in _NOT_DATA or file.name.startswith("."):
+        if file.name in _NOT_DATA or file.name.startswith("."):
+            continue
+        if file.is_dir():
+            if any(p.name.endswith(NDJSON_SUFFIXES) for p in file.rglob("*")):
+                raise BatchError(f"{file}: a folder of NDJSON files inside a batch folder; a batch is one flat "
+                                 "folder (or a bronze export with its state.jsonl)")
             continue
         if file.name.endswith(NDJSON_SUFFIXES):
             files.setdefault(resource_type_of(file), []).append(file)
-        elif _is_bundle_file(file):
-            bundles.append(file)
+        elif file.name.endswith(".json"):
+            bundles.append(_bundle_file(file))
+        else:
+            raise BatchError(f"{file}: not a data file fhirlake reads (<Type>.ndjson, .ndjson.gz, .ndjson.zst, "
+                             "or a .json Bundle)")
     return Batch(path, path.name, {t: tuple(p) for t, p in sorted(files.items())}, bundles=tuple(bundles),
                  pseudonymised=(path / PRIVACY_REPORT).is_file())
 
 
-def _is_bundle_file(path: Path) -> bool:
-    """A .json file holding a FHIR resource or Bundle (not a manifest, report or truth file)."""
-    if not path.is_file() or not path.name.endswith(".json") or path.name in _NOT_DATA:
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(1 << 16)
-    return b'"resourceType"' in head or (len(head) == 1 << 16 and b'"resourceType"' in path.read_bytes())
+def _bundle_file(path: Path) -> Path:
+    """``path``, if it holds one JSON document with a resourceType (a Bundle or a resource)."""
+    try:
+        document = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        lines = path.read_bytes().splitlines()
+        hint = " (one resource per line: name it <Type>.ndjson)" if len(lines) > 1 else ""
+        raise BatchError(f"{path}: not one JSON document{hint}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        raise BatchError(f"{path}: not a FHIR Bundle or resource (no resourceType)")
+    return path
 
 
 # ------------------------------------------------------------------------------- manifest
@@ -285,3 +319,98 @@ def _is_empty(path: Path) -> bool:
         with open_text(path) as handle:
             return not any(line.strip() for line in handle)
     return False
+
+
+# ------------------------------------------------------------------------- pseudonymisation
+
+
+def block(folder: Path, reason: str) -> None:
+    """Keep a pseudonymised batch out of the lake (a check found it unfit); ``reason`` holds no data."""
+    (folder / BLOCKED).write_text(json.dumps({"reason": reason}) + "\n", encoding="utf-8")
+
+
+def blocked_reason(folder: Path) -> str | None:
+    """Why a batch was kept out of the lake, if it was."""
+    marker = folder / BLOCKED
+    return str(json.loads(marker.read_text(encoding="utf-8"))["reason"]) if marker.is_file() else None
+
+
+def pseudonymisation_problem(batch: Batch) -> str | None:
+    """Why ``batch`` is not, byte for byte, what ``fhirlake pseudonymize`` wrote; None if it is.
+
+    The privacy report lists the SHA-256 of every file the run wrote: a file added, removed,
+    swapped, cut or edited since, or a report copied from another run, does not match. A batch
+    a blocking check failed on (:func:`block`) is refused too.
+    """
+    folder = batch.path if batch.path.is_dir() else batch.path.parent
+    report = folder / PRIVACY_REPORT
+    if not report.is_file():
+        return f"{folder}: not pseudonymised (no {PRIVACY_REPORT})"
+    reason = blocked_reason(folder)
+    if reason is not None:
+        return f"{folder}: kept out of the lake by a failed check: {reason}"
+    try:
+        written = json.loads(report.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if not isinstance(written, dict):
+        return f"{report}: lists no output files (an older fhirlake, or not its report): pseudonymise again"
+    present = [*(p for paths in batch.files.values() for p in paths), *batch.deleted, *batch.bundles]
+    names = {path: _uncompressed_name(path) for path in present}
+    for path, name in names.items():
+        expected = written.get(name)
+        if expected is None:
+            return f"{path}: not written by the pseudonymisation run of {report.name}"
+        try:
+            actual = _sha256(path)
+        except Exception as exc:  # a truncated .gz (EOFError) or .zst (ZstdError), an unreadable file
+            return f"{path}: cannot be read to the end ({type(exc).__name__})"
+        if actual != expected:
+            return f"{path}: changed since it was pseudonymised (its SHA-256 is not the one in {report.name})"
+    missing = sorted(set(written) - set(names.values()))
+    if missing:
+        return f"{folder / missing[0]}: written by the pseudonymisation run but missing from the batch"
+    return None
+
+
+def _uncompressed_name(path: Path) -> str:
+    """``Patient.ndjson.gz`` → ``Patient.ndjson``: a compressed copy holds the same bytes."""
+    return path.name.removesuffix(".gz").removesuffix(".zst")
+
+
+def _sha256(path: Path) -> str:
+    """The SHA-256 of what the file holds (decompressed)."""
+    from fhirlake.sof.inputs import open_text
+
+    digest = hashlib.sha256()
+    with open_text(path) as handle:
+        for block_ in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block_)
+    return digest.hexdigest()
+
+
+def count_problem(batch: Batch) -> str | None:
+    """Where the batch's files hold another number of resources than its manifest announces.
+
+    Counts the lines of the files of each type the manifest gives a count for (the measured
+    counts of a bronze export when it has them, without reading the files again).
+    """
+    for resource_type, announced in sorted(batch.manifest_counts.items()):
+        held = batch.lines.get(resource_type)
+        if held is None:
+            held = sum(_count_lines(path) for path in batch.files.get(resource_type, ()))
+        if held != announced:
+            where = batch.path / MANIFEST if (batch.path / MANIFEST).is_file() else batch.path
+            return (f"{where}: announces {announced} {resource_type} resources, the files hold {held}"
+                    f" ({', '.join(batch.label(p) for p in batch.files.get(resource_type, ())) or 'no file'})")
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    from fhirlake.sof.inputs import open_text
+
+    try:
+        with open_text(path) as handle:
+            return sum(1 for line in handle if line.strip())
+    except (OSError, EOFError) as exc:
+        raise BatchError(f"{path}: cannot be read to the end ({exc})") from None

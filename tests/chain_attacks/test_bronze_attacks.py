@@ -70,7 +70,8 @@ def test_bronze_type_folder_misnamed_without_manifest(bronze_export: Path, raw_b
     out = tmp_path / "out"
     result = cli("pseudonymize", batch, out, "--no-text", "--workers", "1")
     if result.code != 0:
-        assert_refused(result, "Observations", "manifest.json")
+        # changed by: the journal's own file (output/Observation/0001.ndjson, now missing) is named too
+        assert_refused(result, "Observations", "manifest.json", "Observation/0001.ndjson")
         return
     records = report(out)["records"]
     assert records["out_by_type"] == lines_by_type(raw_batch), f"records lost with exit 0: {records}"

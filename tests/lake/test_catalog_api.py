@@ -107,6 +107,9 @@ def test_a_bad_line_is_named(views: Path, tmp_path: Path) -> None:
     folder = helpers.write_export(tmp_path / "e", [helpers.patient("p1", "2020-01-01T00:00:00Z")], transaction_time="2025-01-01T00:00:00Z")
     with (folder / "Patient.ndjson").open("ab") as file:
         file.write(b'{"resourceType": "Patient"}\n')
+    with pytest.raises(ExportFolderError, match=r"manifest.json: announces 1 Patient resources, the files hold 2"):
+        connect(tmp_path / "lake", read_only=False, views=views).ingest(folder, source="x", allow_raw=True)
+    (folder / "manifest.json").unlink()  # without a manifest to hold it to, the line itself is named
     with pytest.raises(InputDataError, match=r"Patient.ndjson:2: the resource has no id"):
         connect(tmp_path / "lake", read_only=False, views=views).ingest(folder, source="x", allow_raw=True)
 

@@ -269,12 +269,18 @@ def test_birth_years_above_89_are_grouped_as_of_today(
     assert years == [str(shifted.year), "1936"]  # 1936: "90 or more" in 2026
 
 
-def test_a_broken_bundle_is_quarantined_and_the_rest_processed(
+def test_a_broken_bundle_file_is_refused_and_a_bad_entry_quarantined(
     tmp_path: Path, policy: Policy, key: PseudonymKey
 ) -> None:
+    """A .json file that does not parse could hold any number of resources: quarantining it as
+    one record would under-count what is lost, so the batch is refused, naming the file. A bad
+    entry of a good Bundle is one record: quarantined with its JSON pointer."""
     source = tmp_path / "in"
     source.mkdir()
     (source / "broken.json").write_text('{"resourceType": "Bundle", "entry": [')
+    with pytest.raises(PseudonymizeError, match=r"broken.json: not one JSON document"):
+        pseudonymize(source, tmp_path / "refused", policy, key, workers=1, text=False, today=TODAY)
+    (source / "broken.json").unlink()
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",
@@ -286,13 +292,10 @@ def test_a_broken_bundle_is_quarantined_and_the_rest_processed(
     (source / "good.json").write_bytes(orjson.dumps(bundle))
     out = tmp_path / "out"
     report = pseudonymize(source, out, policy, key, workers=1, text=False, today=TODAY)
-    assert (report.records_in, report.records_out, report.quarantined) == (3, 1, 2)
+    assert (report.records_in, report.records_out, report.quarantined) == (2, 1, 1)
     quarantine = [orjson.loads(line) for line in (out / QUARANTINE_NAME).read_bytes().splitlines()]
-    assert quarantine[0]["file"] == "broken.json" and quarantine[0]["reason"].startswith(
-        "not valid JSON"
-    )
-    assert quarantine[1] == {
-        **quarantine[1],
+    assert quarantine[0] == {
+        **quarantine[0],
         "file": "good.json",
         "pointer": "/entry/1/resource",
         "reason": "not a JSON object (a resource)",

@@ -82,17 +82,19 @@ def counts_reconcile(raw: Batch, output: Path) -> CheckOutcome:
     counts = read_report(output)["records"]
     read_by_type: Mapping[str, int] = counts.get("in_by_type", {})
     problems: list[str] = []
+    manifest = raw.path / "manifest.json"
     for resource_type, announced in sorted(raw.manifest_counts.items()):
+        files = ", ".join(raw.label(p) for p in raw.files.get(resource_type, ())) or "no file"
         measured = raw.lines.get(resource_type)
         if measured is not None and measured != announced:
-            problems.append(f"{raw.export_id} {resource_type}: the manifest announces {announced}, "
-                            f"the files hold {measured}")
+            problems.append(f"{manifest}: announces {announced} {resource_type} resources, the files hold "
+                            f"{measured} ({files})")
         read = read_by_type.get(resource_type, 0)
         if read != announced:
-            problems.append(f"{raw.export_id} {resource_type}: the manifest announces {announced}, "
-                            f"{read} were read")
+            problems.append(f"{manifest}: announces {announced} {resource_type} resources, {read} were read "
+                            f"({files})")
     if counts["in"] < raw.resources or not counts["balanced"]:
-        problems.append(f"{raw.export_id}: {raw.resources} in the batch, read {counts['in']}, "
+        problems.append(f"{raw.path}: {raw.resources} resources in the batch, read {counts['in']}, "
                         f"written {counts['out']}, quarantined {counts['quarantined']}")
     return CheckOutcome("counts_reconcile", not problems, {"records_in": counts["in"], "written": counts["out"],
                                                            "quarantined": counts["quarantined"]}, tuple(problems))

@@ -28,7 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import fhirlake
-from fhirlake.batch import DROP_MARKER, Batch, BatchError, batch_of_export, read_batch
+from fhirlake.batch import (
+    DROP_MARKER,
+    Batch,
+    BatchError,
+    batch_of_export,
+    block,
+    blocked_reason,
+    read_batch,
+)
 from fhirlake.bulk import ExportOptions, ExportResult, Source, WatermarkStore, export, list_exports
 from fhirlake.errors import ConfigurationError, FhirlakeError
 from fhirlake.lake import IngestReport, LakeNotFoundError
@@ -52,7 +60,6 @@ __all__ = [
     "run_export",
 ]
 
-BLOCKED = ".blocked"  # in a pseudonymised batch a blocking check failed on
 READY_FILES = ("manifest.json", "_READY")
 
 
@@ -212,16 +219,6 @@ def not_ingested(lake: Path, source: str) -> list[Path]:
     """The pseudonymised batches of ``source`` that are not in the lake yet (blocked ones too)."""
     done = ingested_exports(lake, source)
     return [p for p in pseudonymised_batches(lake, source) if p.name not in done]
-
-
-def block(folder: Path, reason: str) -> None:
-    """Keep a pseudonymised batch out of the lake (a check found it unfit); ``reason`` holds no data."""
-    (folder / BLOCKED).write_text(json.dumps({"reason": reason}) + "\n", encoding="utf-8")
-
-
-def blocked_reason(folder: Path) -> str | None:
-    marker = folder / BLOCKED
-    return str(json.loads(marker.read_text(encoding="utf-8"))["reason"]) if marker.is_file() else None
 
 
 def ingest_pending(lake: Path, source: str, *, views: Path | None = None) -> list[IngestReport]:

@@ -7,20 +7,29 @@ its ``deleted[]`` files, NDJSON of Bundles listing deleted resources (entries wi
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 import orjson
 
-from fhirlake.batch import Batch, read_batch
-from fhirlake.lake.errors import ExportFolderError
+from fhirlake.batch import (
+    Batch,
+    blocked_reason,
+    count_problem,
+    pseudonymisation_problem,
+    read_batch,
+)
+from fhirlake.lake.errors import ExportFolderError, RawInputError
 from fhirlake.sof import registry
 from fhirlake.sof.inputs import open_text
 
-__all__ = ["ExportFolder", "parse_time", "read_export"]
+__all__ = ["ExportFolder", "admit", "bundles_as_ndjson", "parse_time", "read_export"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class ExportFolder:
     files: dict[str, tuple[Path, ...]]
     deleted: dict[str, frozenset[str]]
     transaction_time: datetime | None
-    pseudonymised: bool = False  # made by fhirlake pseudonymize (it holds a privacy report)
+    batch: Batch | None = None  # what it was read from
 
     @property
     def types(self) -> list[str]:
@@ -70,8 +79,8 @@ def read_export(
     # without a manifest, Bundle files are the pseudonymiser's deletion Bundles, not data
     listed = (batch.path / "manifest.json").is_file() or (batch.path / "state.jsonl").is_file()
     files = {t: paths for t, paths in batch.files.items() if listed or t != "Bundle"}
-    if not files and not removed:
-        raise ExportFolderError(f"{batch.path}: no NDJSON files of FHIR resources and nothing deleted")
+    if not files and not removed and not batch.bundles:
+        raise ExportFolderError(f"{batch.path}: no NDJSON files of FHIR resources, no Bundles and nothing deleted")
     try:
         transaction_time = parse_time(batch.transaction_time) if batch.transaction_time else None
     except ValueError as exc:
@@ -81,8 +90,68 @@ def read_export(
     return ExportFolder(
         folder=batch.path, export_id=export_id or batch.export_id, files=dict(files),
         deleted={t: frozenset(keys) for t, keys in removed.items()}, transaction_time=transaction_time,
-        pseudonymised=batch.pseudonymised,
+        batch=batch,
     )
+
+
+def admit(export: ExportFolder, *, allow_raw: bool) -> str | None:
+    """Refuse a batch that is not, byte for byte, what ``fhirlake pseudonymize`` wrote (unless
+    ``allow_raw``) or that a blocking check failed on; return why it is raw, or None.
+
+    A raw batch let in is still held to its manifest's counts: nothing is lost without a word.
+    """
+    if export.batch is None:
+        return None
+    problem = pseudonymisation_problem(export.batch)
+    if problem is None:
+        return None
+    if blocked_reason(export.folder) is not None:
+        raise RawInputError(problem)
+    if not allow_raw:
+        raise RawInputError(f"{problem}: run fhirlake pseudonymize first, or pass --allow-raw (allow_raw=True) "
+                            "to put raw data in this lake knowingly")
+    mismatch = count_problem(export.batch)
+    if mismatch is not None:
+        raise ExportFolderError(mismatch)
+    return problem
+
+
+@contextmanager
+def bundles_as_ndjson(export: ExportFolder) -> Iterator[ExportFolder]:
+    """The export with the resources of its JSON Bundles written as NDJSON files per type (in a
+    scratch folder removed afterwards), since the lake reads NDJSON."""
+    bundles = export.batch.bundles if export.batch is not None else ()
+    if not bundles:
+        yield export
+        return
+    with tempfile.TemporaryDirectory(prefix="fhirlake-bundles-") as scratch:
+        handles: dict[str, IO[bytes]] = {}
+        try:
+            for bundle in bundles:
+                for resource in _bundle_resources(bundle):
+                    resource_type = str(resource.get("resourceType"))
+                    if resource_type not in handles:
+                        handles[resource_type] = (Path(scratch) / f"{resource_type}.bundles.ndjson").open("wb")
+                    handles[resource_type].write(orjson.dumps(resource) + b"\n")
+        finally:
+            for handle in handles.values():
+                handle.close()
+        files = dict(export.files)
+        for resource_type in handles:
+            files[resource_type] = (*files.get(resource_type, ()), Path(scratch) / f"{resource_type}.bundles.ndjson")
+        yield replace(export, files=dict(sorted(files.items())))
+
+
+def _bundle_resources(path: Path) -> Iterator[dict[str, Any]]:
+    document = orjson.loads(path.read_bytes())
+    if document.get("resourceType") != "Bundle":
+        yield document
+        return
+    for index, entry in enumerate(document.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not registry.is_resource(str(resource.get("resourceType"))):
+            raise ExportFolderError(f"{path}#/entry/{index}/resource: not a FHIR resource")
+        yield resource
 
 
 def _deleted_entries(file: Path) -> Iterable[tuple[str, str]]:

@@ -59,7 +59,7 @@ from fhirlake.lake._duck import (
     run,
     without_progress_bar,
 )
-from fhirlake.lake._export import ExportFolder, read_export
+from fhirlake.lake._export import ExportFolder, admit, bundles_as_ndjson, read_export
 from fhirlake.lake._gold import (
     HIDDEN_COLUMNS,
     ROWS_PER_GROUP,
@@ -85,7 +85,7 @@ from fhirlake.lake._silver import (
     ROWS_PER_GROUP as SILVER_ROWS_PER_GROUP,
 )
 from fhirlake.lake._storage import Storage
-from fhirlake.lake.errors import LakeError, RawInputError
+from fhirlake.lake.errors import LakeError
 
 __all__ = ["BuildReport", "CompactCounts", "IngestReport", "LakeWriter", "OptimizeReport", "TypeCounts", "ViewCounts"]
 
@@ -222,17 +222,21 @@ class LakeWriter:
     ) -> IngestReport:
         """Merge one batch into the lake; see the module docstring.
 
-        A batch that ``fhirlake pseudonymize`` did not make (no privacy report) is refused
-        unless ``allow_raw``; when allowed, the snapshot records it and ``lake status`` says so.
-        ``progress`` is told each step as it ends (a status line on a terminal).
+        A batch that is not, byte for byte, what ``fhirlake pseudonymize`` wrote (its privacy
+        report lists each file's SHA-256) is refused unless ``allow_raw``; when allowed, it is
+        held to its manifest's counts, and the snapshot records it (``lake status`` says so).
+        A batch a blocking check failed on is refused either way. ``progress`` is told each
+        step as it ends (a status line on a terminal).
         """
-        tell = progress or (lambda step: None)
         started = time.perf_counter()
         export = read_export(folder, export_id=export_id, deleted=deleted)
-        if not export.pseudonymised and not allow_raw:
-            raise RawInputError(
-                f"{export.folder}: not pseudonymised (no privacy-report.json): run fhirlake pseudonymize "
-                "first, or pass --allow-raw (allow_raw=True) to put raw data in this lake knowingly")
+        raw = admit(export, allow_raw=allow_raw) is not None
+        with bundles_as_ndjson(export) as readable:
+            return self._merge_export(readable, source, raw=raw, tell=progress or (lambda step: None),
+                                      started=started)
+
+    def _merge_export(self, export: ExportFolder, source: str, *, raw: bool, tell: Callable[[str], None],
+                      started: float) -> IngestReport:
         with self.storage.lock():
             self.storage.clean_work()
             recorded = self.log.find_export(source, export.export_id)
@@ -266,7 +270,7 @@ class LakeWriter:
                 _checkpoint("tombstones")
             types = {t: TypeCounts(p.inserted, p.updated, p.unchanged, p.deleted) for t, p in plans.items()}
             summary = {"types": {t: vars(c) for t, c in types.items()},
-                       "gold": {n: vars(c) for n, c in gold.items()}, "raw": not export.pseudonymised}
+                       "gold": {n: vars(c) for n, c in gold.items()}, "raw": raw}
             snapshot = self._record(views, merge.tables, kind="ingest", source=source, export=export, summary=summary)
         return IngestReport(source, export.export_id, snapshot.id, False, types, gold, time.perf_counter() - started)
 

@@ -88,7 +88,7 @@ def pseudonymize_command(
     when records do not reconcile with the manifest or more than --max-quarantine-rate of them
     were quarantined; 2 on a file whose name is not a resource type.
     """
-    from fhirlake.batch import BatchError, read_batch
+    from fhirlake.batch import BatchError, block, read_batch
     from fhirlake.chain import checks
     from fhirlake.progress import meter
     from fhirlake.pseudonymize.errors import PseudonymizeError
@@ -129,7 +129,8 @@ def pseudonymize_command(
         checks.quarantine_rate([output_dir], max_rate=max_quarantine_rate),
     ):
         if not outcome.passed:
-            click.echo(f"fhirlake: error: {outcome.reason}", err=True)
+            block(output_dir, outcome.reason)  # lake ingest refuses it, with this reason
+            click.echo(f"fhirlake: error: {outcome.reason} (OUT is marked blocked)", err=True)
             raise click.exceptions.Exit(1)
 
 

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import orjson
 
-from fhirlake.batch import Batch, BatchError, read_batch
+from fhirlake.batch import BLOCKED, Batch, BatchError, read_batch
 from fhirlake.pseudonymize.errors import PseudonymizeError, RecordError
 from fhirlake.pseudonymize.fhirtypes import load_registry
 from fhirlake.pseudonymize.keys import PseudonymKey
@@ -214,19 +214,22 @@ _WORKER: _Worker | None = None
 
 
 class _InterruptFlag:
-    """Ctrl-C while the pool runs, remembered as well as raised: a KeyboardInterrupt raised while
-    a worker is being forked is swallowed by the fork's callbacks ("Exception ignored in"), so
-    the loop also checks the flag. Only in the main thread (where Python delivers signals)."""
+    """Ctrl-C while the pool runs. A KeyboardInterrupt raised while ``submit`` forks a worker
+    would be swallowed by the fork's callbacks (and printed as "Exception ignored in"), so
+    during a submit it is only remembered, and raised just after; at any other time it is
+    raised at once. Only in the main thread (where Python delivers signals)."""
 
     def __init__(self) -> None:
         self.set = False
+        self.deferred = False
         self.previous: Any = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, number: int, frame: Any) -> None:
         self.set = True
-        raise KeyboardInterrupt
+        if not self.deferred:
+            raise KeyboardInterrupt
 
     def check(self) -> None:
         if self.set:
@@ -310,7 +313,8 @@ class _Output:
         stale = [
             p
             for p in directory.iterdir()
-            if p.name.endswith(".ndjson") or p.name in (REPORT_NAME, QUARANTINE_NAME, MANIFEST_NAME)
+            if p.name.endswith(".ndjson")
+            or p.name in (REPORT_NAME, QUARANTINE_NAME, MANIFEST_NAME, BLOCKED)
         ]
         if stale and not overwrite:
             raise PseudonymizeError(
@@ -319,6 +323,7 @@ class _Output:
         for path in stale:
             path.unlink()
         self._files: dict[str, IO[bytes]] = {}
+        self._digests: dict[str, Any] = {}  # SHA-256 of each output file, as written
         self.quarantine = (directory / QUARANTINE_NAME).open("wb")
 
     def write(self, result: _ChunkResult) -> None:
@@ -327,7 +332,9 @@ class _Output:
             if handle is None:
                 handle = (self.directory / f"{resource_type}.ndjson").open("wb")
                 self._files[resource_type] = handle
+                self._digests[resource_type] = hashlib.sha256()
             handle.write(data)
+            self._digests[resource_type].update(data)
         for entry in result.quarantine:
             self.quarantine.write(orjson.dumps(entry) + b"\n")
 
@@ -335,6 +342,10 @@ class _Output:
         for handle in self._files.values():
             handle.close()
         self.quarantine.close()
+
+    def digests(self) -> dict[str, str]:
+        """File name → SHA-256 of each output file: the lake checks them before it ingests."""
+        return {f"{t}.ndjson": digest.hexdigest() for t, digest in sorted(self._digests.items())}
 
 
 def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterator[_ChunkResult]:
@@ -352,7 +363,9 @@ def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterato
     interrupted = _InterruptFlag()
     try:
         for chunk in chunks:
+            interrupted.deferred = True
             window.append(pool.submit(_process_in_worker, chunk))
+            interrupted.deferred = False
             interrupted.check()
             if len(window) >= 2 * workers:
                 yield window.popleft().result()
@@ -464,6 +477,7 @@ def pseudonymize(
             report.text_stats.merge(result.text_stats)
     finally:
         output.close()
+    report.files = output.digests()
     report.seconds = time.perf_counter() - started
     if not report.balanced:
         raise PseudonymizeError(

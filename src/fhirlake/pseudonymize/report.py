@@ -42,6 +42,7 @@ class PrivacyReport:
     patients: int = 0
     out_by_type: Counter[str] = field(default_factory=Counter)
     in_by_type: Counter[str] = field(default_factory=Counter)  # records read, by the type of their file
+    files: dict[str, str] = field(default_factory=dict)  # output file name -> SHA-256
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     rule_stats: RuleStats = field(default_factory=RuleStats)
     text_stats: TextStats = field(default_factory=TextStats)
@@ -68,6 +69,7 @@ class PrivacyReport:
                 "out_by_type": dict(sorted(self.out_by_type.items())),
                 "in_by_type": dict(sorted(self.in_by_type.items())),
             },
+            "files": self.files,  # SHA-256 of each output file: the lake ingests only these bytes
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "rules": dict(self.rule_stats.rules.most_common()),
             "events": dict(self.rule_stats.events.most_common()),

@@ -36,12 +36,12 @@ from typing import Any
 
 import orjson
 
-from fhirlake.batch import Batch
+from fhirlake.batch import Batch, BatchError, read_batch
 from fhirlake.pseudonymize.dates import parse_date
 from fhirlake.pseudonymize.errors import PseudonymizeError
 from fhirlake.pseudonymize.keys import PseudonymKey
 from fhirlake.pseudonymize.patients import CONTEXT_TYPES, PatientDirectory, compartment_patient
-from fhirlake.pseudonymize.reader import discover, read_context, read_records
+from fhirlake.pseudonymize.reader import discover, open_input, read_context, read_records
 from fhirlake.pseudonymize.terms import Term, TermMatcher
 from fhirlake.pseudonymize.textdates import find_dates
 
@@ -366,6 +366,10 @@ def scan_output(
     """
     if not output_dir.is_dir():
         raise PseudonymizeError(f"{output_dir}: no such output folder")
+    try:
+        read_batch(output_dir)  # a file under a name no stage reads is refused here as everywhere
+    except BatchError as exc:
+        raise PseudonymizeError(str(exc)) from None
     if terms is None:
         terms = context.terms if context is not None else []
     if patient_ids is None and context is not None:
@@ -379,7 +383,7 @@ def scan_output(
     for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
         result.files += 1
         name = str(path.relative_to(output_dir))
-        with path.open("rb") as handle:
+        with open_input(path) as handle:  # compressed files are read as what they hold
             for number, raw in enumerate(handle, start=1):
                 result.lines += 1
                 found = _scan_line(raw, scanner, result)

@@ -114,9 +114,14 @@ def line_problem(raw: bytes, resource_type: str) -> str | None:
 def scan_lines(files: Iterable[Path], resource_type: str) -> Iterator[tuple[Path, int, bytes, str | None]]:
     """Every non-blank line of ``files``: (file, 1-based line number, bytes, problem or None)."""
     for path in files:
+        number = 0
         with open_text(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                line = raw.strip()
-                if not line:
-                    continue
-                yield path, number, line, line_problem(line, resource_type)
+            try:
+                for number, raw in enumerate(handle, start=1):
+                    line = raw.strip()
+                    if not line:
+                        continue
+                    yield path, number, line, line_problem(line, resource_type)
+            except (EOFError, OSError, zstandard.ZstdError) as exc:
+                # a truncated .gz raises EOFError, which click would take for Ctrl-D ("aborted")
+                raise InputDataError(str(path), number + 1, f"cannot be read past this line ({exc})") from None
