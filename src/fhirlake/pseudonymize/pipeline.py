@@ -465,18 +465,32 @@ def pseudonymize(
             output.write(result)
             if progress is not None:
                 progress(result.records_in)
-            report.records_in += result.records_in
-            report.in_by_type[result.in_type] += result.records_in
-            report.bytes_in += result.bytes_in
-            report.quarantined += len(result.quarantine)
-            for resource_type, count in result.out_counts.items():
-                report.out_by_type[resource_type] += count
-                report.records_out += count
-            report.quarantine_reasons.update(q["reason"] for q in result.quarantine)
-            report.rule_stats.merge(result.rule_stats)
-            report.text_stats.merge(result.text_stats)
+            _count(report, result)
     finally:
         output.close()
+    return _finish(batch, output_dir, output, report, started)
+
+
+def _count(report: PrivacyReport, result: _ChunkResult) -> None:
+    """Add one chunk's counts to the report (records by type, quarantine, rules, text)."""
+    report.records_in += result.records_in
+    if result.records_in:
+        report.in_by_type[result.in_type] += result.records_in
+    report.bytes_in += result.bytes_in
+    report.quarantined += len(result.quarantine)
+    for resource_type, count in result.out_counts.items():
+        report.out_by_type[resource_type] += count
+        report.records_out += count
+    report.quarantine_reasons.update(q["reason"] for q in result.quarantine)
+    report.rule_stats.merge(result.rule_stats)
+    report.text_stats.merge(result.text_stats)
+
+
+def _finish(
+    batch: Batch, output_dir: Path, output: _Output, report: PrivacyReport, started: float
+) -> PrivacyReport:
+    """Check the counts add up, then write the manifest and the report (with each output file's
+    SHA-256, which the lake checks before it ingests): the last step of every run, on any engine."""
     report.files = output.digests()
     report.seconds = time.perf_counter() - started
     if not report.balanced:

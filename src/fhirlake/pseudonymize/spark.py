@@ -51,9 +51,10 @@ from fhirlake.pseudonymize.pipeline import (
     CHUNK_BYTES,
     _ChunkResult,
     _chunks,
+    _count,
+    _finish,
     _Output,
     _Worker,
-    _write_manifest,
     read_directory,
 )
 from fhirlake.pseudonymize.policy import Policy
@@ -144,13 +145,7 @@ def pseudonymize_on_spark(
     finally:
         output.close()
         shutil.rmtree(parts, ignore_errors=True)
-    report.seconds = time.perf_counter() - started
-    if not report.balanced:
-        raise PseudonymizeError(f"records do not add up: {report.records_in} in, {report.records_out} out, "
-                                f"{report.quarantined} quarantined")
-    _write_manifest(batch, output_dir, report)
-    report.write(output_dir)
-    return report
+    return _finish(batch, output_dir, output, report, started)
 
 
 # ------------------------------------------------------------------------------ first pass
@@ -309,14 +304,4 @@ def _assemble(results: list[_SplitResult], output: _Output, report: PrivacyRepor
             lines_before[split.source] = before + done.newlines
         result.out = {t: Path(p).read_bytes() for t, p in done.parts.items()}
         output.write(result)
-        report.records_in += result.records_in
-        if result.records_in:
-            report.in_by_type[result.in_type] += result.records_in
-        report.bytes_in += result.bytes_in
-        report.quarantined += len(result.quarantine)
-        for resource_type, count in result.out_counts.items():
-            report.out_by_type[resource_type] += count
-            report.records_out += count
-        report.quarantine_reasons.update(q["reason"] for q in result.quarantine)
-        report.rule_stats.merge(result.rule_stats)
-        report.text_stats.merge(result.text_stats)
+        _count(report, result)

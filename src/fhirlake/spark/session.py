@@ -7,6 +7,7 @@ number of shuffle partitions for local masters (the default 200 is tuned for clu
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -73,8 +74,13 @@ def spark_session(
         raise SparkUnavailableError(
             "Spark is not installed: pip install 'fhirlake[spark]' (needs Java 17)"
         ) from error
+    settings = spark_settings(master, app_name=app_name, config=config)
+    if "spark.pyspark.python" in settings:
+        # pyspark starts local Python workers with $PYSPARK_PYTHON (else python3 on PATH, which
+        # lacks this environment's packages); the setting alone is not always honoured
+        os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
     builder = SparkSession.builder
-    for key, value in spark_settings(master, app_name=app_name, config=config).items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
