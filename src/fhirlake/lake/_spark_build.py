@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["VIEWS_SETTING", "SparkGoldBuilder"]
 
-#: What each task sends back to the driver: one row per Parquet file it wrote.
-_WRITTEN = "path string, size long, rows long, partition int"
 #: The Spark setting that chooses how tasks evaluate views: ``sql`` (default) or ``duckdb``.
 VIEWS_SETTING = "spark.fhirlake.views"
+#: What each task sends back to the driver: one row per Parquet file it wrote.
+_WRITTEN = "path string, size long, rows long, partition int"
 _WRITTEN_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("rows", pa.int64()), ("partition", pa.int32())])
 
 
