@@ -43,7 +43,7 @@ from fhirlake.pseudonymize.keys import PseudonymKey
 from fhirlake.pseudonymize.patients import CONTEXT_TYPES, PatientDirectory, compartment_patient
 from fhirlake.pseudonymize.reader import discover, open_input, read_context, read_records
 from fhirlake.pseudonymize.terms import Term, TermMatcher
-from fhirlake.pseudonymize.textdates import find_dates
+from fhirlake.pseudonymize.textdates import find_dates_each
 
 __all__ = [
     "Leak",
@@ -160,8 +160,8 @@ def _collect_dates(raw: bytes, context: ScanContext) -> None:
         except ValueError:
             continue
     for text in _decoded_attachments(resource):
-        for language in ("en", "fr"):
-            bucket.update(v for d in find_dates(text, language) if (v := d.value()) and d.day)
+        for dates in find_dates_each(text, ("en", "fr")).values():
+            bucket.update(v for d in dates if (v := d.value()) and d.day)
 
 
 def truth_terms(path: Path, directory: PatientDirectory) -> list[Term]:
@@ -321,8 +321,8 @@ class Scanner:
         found: dict[dt.date, set[tuple[int, int]]] = {}
         in_text: dict[dt.date, set[tuple[int, int]]] = {}
         for number, text in enumerate(texts):
-            for language in ("en", "fr"):
-                for date in find_dates(text, language):
+            for dates in find_dates_each(text, ("en", "fr")).values():
+                for date in dates:
                     value = date.value() if date.day else None
                     if value is None:
                         continue

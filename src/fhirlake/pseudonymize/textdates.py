@@ -34,9 +34,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["TextDate", "find_dates", "strip_accents"]
+__all__ = ["TextDate", "find_dates", "find_dates_each", "strip_accents"]
 
 
 def strip_accents(text: str) -> str:
@@ -161,6 +162,17 @@ _PATTERNS = [
         _NOT_IN_NUMBER + r"(?P<month>0?[1-9]|1[0-2])/(?P<year>(?:1[89]|20)\d{2})(?![\w/.-]*\d)"
     ),
 ]
+
+# Patterns 2-4 need a month name: a text with none (most structured JSON) skips them, which is
+# most of the cost of reading every line of an export (the leak scan does).
+_MONTH_PREFIXES = sorted(
+    {word[:3].lower() for table in (_MONTHS, _EXTRA_MONTH_ABBREVIATIONS) for forms in table.values()
+     for word in (forms if isinstance(forms, dict) else " ".join(forms).split())}
+    | {word[:3] for words in _MONTH_WORDS.values() for word in words}
+)
+# a necessary condition, on the lowercased text: some word starts like a month name
+_NAMED_MONTH = re.compile(rf"(?<![^\W\d_])(?:{'|'.join(map(re.escape, _MONTH_PREFIXES))})")
+_NEEDS_MONTH_NAME = frozenset({2, 3, 4})
 
 _BIRTH_CONTEXT = re.compile(
     r"(?:\bn[ée]e?s?(?:\s*\(e\))?|\bdate\s+de\s+naissance|\bddn|\bborn|\bdob|\bd\.o\.b\.?"
@@ -444,10 +456,22 @@ def find_dates(text: str, language: str) -> list[TextDate]:
     the ``language``'s ("en" or "fr"), which also reads a name both languages share; names of
     both languages are found.
     """
+    return find_dates_each(text, (language,))[language]
+
+
+def find_dates_each(text: str, languages: Sequence[str]) -> dict[str, list[TextDate]]:
+    """:func:`find_dates` in each of ``languages``, matching the patterns once (the leak scan
+    reads every text both ways, and matching is most of the cost)."""
     if not any(c.isdigit() for c in text):
-        return []
+        return {language: [] for language in languages}
+    named = _NAMED_MONTH.search(text.lower()) is not None
+    matches = [list(pattern.finditer(text)) if named or index not in _NEEDS_MONTH_NAME else []
+               for index, pattern in enumerate(_PATTERNS)]
+    return {language: _dates_in(text, matches, language) for language in languages}
+
+
+def _dates_in(text: str, matches: list[list[re.Match[str]]], language: str) -> list[TextDate]:
     found: list[TextDate] = []
-    matches = [list(pattern.finditer(text)) for pattern in _PATTERNS]
     month_first = _month_first(text, matches, language)
     for index, pattern_matches in enumerate(matches):
         for m in pattern_matches:
