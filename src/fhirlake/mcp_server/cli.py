@@ -25,7 +25,7 @@ DEFAULT_PATH = "/mcp"
 @click.option("--k", "k", type=int, default=None, help="Minimum cell size (default 11; never below the floor of 5).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Time limit of one query, in seconds.")
 @click.option("--connections", type=int, default=4, show_default=True, help="Read-only DuckDB connections (queries at once).")
-@click.option("--memory-limit", default="1GB", show_default=True, help="DuckDB memory limit of each connection.")
+@click.option("--memory-limit", default="768MB", show_default=True, help="DuckDB memory limit of each connection.")
 @click.option("--epsilon-per-call", type=float, default=1.0, show_default=True,
               help="Privacy loss (epsilon) one new answer spends.")
 @click.option("--epsilon-per-day", type=float, default=20.0, show_default=True,

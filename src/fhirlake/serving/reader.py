@@ -67,7 +67,7 @@ class GoldReader:
     """
 
     def __init__(self, lake: str | Path | None = None, *, timeout_seconds: float = 10.0, threads: int = 1,
-                 connections: int = 4, memory_limit: str = "1GB") -> None:
+                 connections: int = 4, memory_limit: str = "768MB") -> None:
         storage = Storage.open(lake)
         if not storage.local:
             raise ServingError(f"{storage.root}: the MCP server serves a lake on a local disk only")
