@@ -112,8 +112,8 @@ def test_notebook_runs_cleanly_on_the_pipeline_lake(executed: dict[str, Any], na
 def test_no_patient_identifier_is_shown(executed: dict[str, Any], pipeline_lake: Path) -> None:
     shown = "\n".join(output_text(nb) for nb in executed["runs"].values())
     secrets: set[str] = set()
-    for patients in pipeline_lake.glob("bronze/*/*/output/Patient"):
-        _, terms, original_ids = input_terms(patients)
+    for export in pipeline_lake.glob("bronze/*/*/state.jsonl"):
+        _, terms, original_ids = input_terms(export.parent)  # the raw batch, read in place
         secrets |= {t.text for t in terms if t.entity in _IDENTIFYING and not t.weak}
         secrets |= set(original_ids)
     lake = fhirlake.connect(pipeline_lake)
