@@ -36,25 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_lake import generate_full  # the same seeded export (benchmarks run as scripts)
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "bench-data" / "spark"
 #: (engine, master, how Spark tasks evaluate views: Spark SQL, or DuckDB inside each task)
 ENGINES = (("duckdb", "", ""), ("spark", "local[1]", "sql"), ("spark", "local[2]", "sql"),
            ("spark", "local[1]", "duckdb"), ("spark", "local[2]", "duckdb"))
-
-
-def generate(folder: Path, patients: int, seed: int) -> None:
-    """The export (skipped when the same one is already there)."""
-    marker = folder / "done.json"
-    wanted = {"patients": patients, "seed": seed}
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
-        return
-    from fhirlake.synth import generate as synthesize
-
-    shutil.rmtree(folder, ignore_errors=True)
-    synthesize(folder, patients=patients, seed=seed, workers=2)
-    (folder / "truth.json").unlink(missing_ok=True)
-    marker.write_text(json.dumps(wanted))
 
 
 def ingest(lake: Path, export: Path) -> None:
@@ -212,7 +200,7 @@ def main() -> None:
         single_machine([int(n) for n in args.memory_sizes.split(",")], args.seed)
     export, lake = DATA / f"export-{args.patients}", DATA / f"lake-{args.patients}"
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    generate(export, args.patients, args.seed)
+    generate_full(export, args.patients, args.seed)
     ingest(lake, export)
     silver = _size(lake / "silver", "*.parquet")
     print(f"data: {_size(export, '*.ndjson') / 1e9:.2f} GB of NDJSON, {args.patients:,} patients; "
@@ -247,7 +235,7 @@ def single_machine(sizes: list[int], seed: int) -> None:
     rows = []
     for patients in sizes:
         export = DATA / f"export-{patients}"
-        generate(export, patients, seed)
+        generate_full(export, patients, seed)
         pseudo = measure("pseudonymize", str(export), str(DATA / "single-pseudo"))
         ingest = measure("ingest", str(DATA / "single-pseudo"), str(DATA / "single-lake"))
         shutil.rmtree(DATA / "single-pseudo", ignore_errors=True)

@@ -27,32 +27,33 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
-from fhirlake.batch import BLOCKED, Batch, BatchError, read_batch
+from fhirlake.batch import Batch
 from fhirlake.pseudonymize.errors import PseudonymizeError, RecordError
 from fhirlake.pseudonymize.fhirtypes import load_registry
 from fhirlake.pseudonymize.keys import PseudonymKey
+from fhirlake.pseudonymize.output import OutputFolder, count_chunk, finish_run
 from fhirlake.pseudonymize.patients import CONTEXT_TYPES, PatientDirectory
 from fhirlake.pseudonymize.policy import Policy
 from fhirlake.pseudonymize.reader import (
     Location,
     Source,
     discover,
+    input_batch,
     open_input,
     read_context,
     read_patients,
     read_records,
 )
-from fhirlake.pseudonymize.report import QUARANTINE_NAME, REPORT_NAME, PrivacyReport
+from fhirlake.pseudonymize.report import PrivacyReport
 from fhirlake.pseudonymize.rules import ResourceContext, RuleStats, StructuredRules
 from fhirlake.pseudonymize.text import TextScrubber, TextStats, load_models
 
 __all__ = ["pseudonymize"]
 
-MANIFEST_NAME = "manifest.json"
 CHUNK_BYTES = 1 << 20
 CHUNK_RECORDS = 2000
 MIN_CHUNK_BYTES = 64 << 10
@@ -304,50 +305,6 @@ def _ndjson_chunks(index: int, source: Source, chunk_bytes: int = CHUNK_BYTES) -
         yield _Chunk(index, data=rest, first_line=line)
 
 
-class _Output:
-    """The output folder: one NDJSON file per resource type, plus the quarantine file."""
-
-    def __init__(self, directory: Path, overwrite: bool) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        stale = [
-            p
-            for p in directory.iterdir()
-            if p.name.endswith(".ndjson")
-            or p.name in (REPORT_NAME, QUARANTINE_NAME, MANIFEST_NAME, BLOCKED)
-        ]
-        if stale and not overwrite:
-            raise PseudonymizeError(
-                f"{directory}: already holds output ({stale[0].name}); pass --overwrite"
-            )
-        for path in stale:
-            path.unlink()
-        self._files: dict[str, IO[bytes]] = {}
-        self._digests: dict[str, Any] = {}  # SHA-256 of each output file, as written
-        self.quarantine = (directory / QUARANTINE_NAME).open("wb")
-
-    def write(self, result: _ChunkResult) -> None:
-        for resource_type, data in result.out.items():
-            handle = self._files.get(resource_type)
-            if handle is None:
-                handle = (self.directory / f"{resource_type}.ndjson").open("wb")
-                self._files[resource_type] = handle
-                self._digests[resource_type] = hashlib.sha256()
-            handle.write(data)
-            self._digests[resource_type].update(data)
-        for entry in result.quarantine:
-            self.quarantine.write(orjson.dumps(entry) + b"\n")
-
-    def close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
-        self.quarantine.close()
-
-    def digests(self) -> dict[str, str]:
-        """File name → SHA-256 of each output file: the lake checks them before it ingests."""
-        return {f"{t}.ndjson": digest.hexdigest() for t, digest in sorted(self._digests.items())}
-
-
 def _results(worker: _Worker, chunks: Iterator[_Chunk], workers: int) -> Iterator[_ChunkResult]:
     """Chunk results in input order, from this process or from a pool of forked workers."""
     global _WORKER
@@ -437,10 +394,7 @@ def pseudonymize(
     started = time.perf_counter()
     workers = workers if workers is not None else (os.cpu_count() or 1)
     effective = policy if text else policy.without_text()
-    try:
-        batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
-    except BatchError as exc:
-        raise PseudonymizeError(str(exc)) from None
+    batch = input_batch(input_path)
     sources = discover(batch)
     patients = read_directory(sources, text=effective.uses_text, policy=effective)
     rules = StructuredRules(effective, key, load_registry(), patients, today or dt.date.today())
@@ -458,72 +412,14 @@ def pseudonymize(
         text_enabled=effective.uses_text,
         patients=len(patients),
     )
-    output = _Output(output_dir, overwrite)
+    output = OutputFolder(output_dir, overwrite)
     try:
         chunks = _chunks(sources, workers, effective.uses_text)
         for result in _results(worker, chunks, workers):
             output.write(result)
             if progress is not None:
                 progress(result.records_in)
-            _count(report, result)
+            count_chunk(report, result)
     finally:
         output.close()
-    return _finish(batch, output_dir, output, report, started)
-
-
-def _count(report: PrivacyReport, result: _ChunkResult) -> None:
-    """Add one chunk's counts to the report (records by type, quarantine, rules, text)."""
-    report.records_in += result.records_in
-    if result.records_in:
-        report.in_by_type[result.in_type] += result.records_in
-    report.bytes_in += result.bytes_in
-    report.quarantined += len(result.quarantine)
-    for resource_type, count in result.out_counts.items():
-        report.out_by_type[resource_type] += count
-        report.records_out += count
-    report.quarantine_reasons.update(q["reason"] for q in result.quarantine)
-    report.rule_stats.merge(result.rule_stats)
-    report.text_stats.merge(result.text_stats)
-
-
-def _finish(
-    batch: Batch, output_dir: Path, output: _Output, report: PrivacyReport, started: float
-) -> PrivacyReport:
-    """Check the counts add up, then write the manifest and the report (with each output file's
-    SHA-256, which the lake checks before it ingests): the last step of every run, on any engine."""
-    report.files = output.digests()
-    report.seconds = time.perf_counter() - started
-    if not report.balanced:
-        raise PseudonymizeError(
-            f"records do not add up: {report.records_in} in, {report.records_out} out, "
-            f"{report.quarantined} quarantined"
-        )
-    _write_manifest(batch, output_dir, report)
-    report.write(output_dir)
-    return report
-
-
-def _write_manifest(batch: Batch, output_dir: Path, report: PrivacyReport) -> None:
-    """A Bulk Data manifest for the output; the export time comes from the input batch.
-
-    Only ``transactionTime`` is kept of the input: its ``request`` URL can name a patient. If
-    the input listed deleted resources, the output's Bundles (their ids pseudonymised) are
-    listed as ``deleted`` too.
-    """
-    deleted = bool(batch.deleted) and "Bundle" in report.out_by_type
-    manifest: dict[str, Any] = {}
-    if batch.transaction_time:
-        manifest["transactionTime"] = batch.transaction_time
-    manifest["request"] = "fhirlake pseudonymize"
-    manifest["requiresAccessToken"] = False
-    manifest["output"] = [
-        {"type": t, "url": f"{t}.ndjson", "count": n}
-        for t, n in sorted(report.out_by_type.items())
-        if not (deleted and t == "Bundle")
-    ]
-    if deleted:
-        manifest["deleted"] = [{"type": "Bundle", "url": "Bundle.ndjson"}]
-    manifest["error"] = []
-    (output_dir / MANIFEST_NAME).write_bytes(
-        orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
-    )
+    return finish_run(batch, output_dir, output, report, started)

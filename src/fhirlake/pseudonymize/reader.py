@@ -23,6 +23,7 @@ __all__ = [
     "Location",
     "Source",
     "discover",
+    "input_batch",
     "open_input",
     "read_context",
     "read_patients",
@@ -75,12 +76,17 @@ def sources_of(batch: Batch) -> list[Source]:
     return sources
 
 
-def discover(input_path: Path | Batch) -> list[Source]:
-    """The input files of a batch, or of the batch at ``input_path`` (see :mod:`fhirlake.batch`)."""
+def input_batch(input_path: Path | Batch) -> Batch:
+    """The batch at ``input_path`` (see :mod:`fhirlake.batch`), its errors as this area's."""
     try:
-        batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
+        return input_path if isinstance(input_path, Batch) else read_batch(input_path)
     except BatchError as exc:
         raise PseudonymizeError(str(exc)) from None
+
+
+def discover(input_path: Path | Batch) -> list[Source]:
+    """The input files of a batch, or of the batch at ``input_path`` (see :mod:`fhirlake.batch`)."""
+    batch = input_batch(input_path)
     if batch.is_empty:
         raise PseudonymizeError(f"{batch.path}: no NDJSON files of FHIR resources, no Bundles and nothing deleted")
     return sources_of(batch)

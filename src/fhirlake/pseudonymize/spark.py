@@ -41,24 +41,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fhirlake.batch import Batch, BatchError, read_batch
+from fhirlake.batch import Batch
 from fhirlake.pseudonymize.clinical import CLINICAL_TYPES, coded_texts
-from fhirlake.pseudonymize.errors import PseudonymizeError
 from fhirlake.pseudonymize.fhirtypes import load_registry
 from fhirlake.pseudonymize.keys import PseudonymKey
+from fhirlake.pseudonymize.output import OutputFolder, count_chunk, finish_run
 from fhirlake.pseudonymize.patients import CONTEXT_TYPES, PatientDirectory
 from fhirlake.pseudonymize.pipeline import (
     CHUNK_BYTES,
     _ChunkResult,
     _chunks,
-    _count,
-    _finish,
-    _Output,
     _Worker,
     read_directory,
 )
 from fhirlake.pseudonymize.policy import Policy
-from fhirlake.pseudonymize.reader import Source, read_context, read_patients, sources_of
+from fhirlake.pseudonymize.reader import (
+    Source,
+    input_batch,
+    read_context,
+    read_patients,
+    sources_of,
+)
 from fhirlake.pseudonymize.report import PrivacyReport
 from fhirlake.pseudonymize.rules import StructuredRules
 from fhirlake.pseudonymize.text import TextScrubber, load_models
@@ -119,14 +122,11 @@ def pseudonymize_on_spark(
     """Pseudonymise a batch on Spark into ``output_dir``: the single-machine run's output, byte for byte."""
     started = time.perf_counter()
     effective = policy if text else policy.without_text()
-    try:
-        batch = input_path if isinstance(input_path, Batch) else read_batch(input_path)
-    except BatchError as exc:
-        raise PseudonymizeError(str(exc)) from None
+    batch = input_batch(input_path)
     sources = sources_of(batch)
     context = spark.sparkContext
     patients = _directory(context, sources, effective)
-    output = _Output(output_dir, overwrite)
+    output = OutputFolder(output_dir, overwrite)
     parts = output_dir / f".spark-parts-{uuid.uuid4().hex}"
     parts.mkdir()
     try:
@@ -145,7 +145,7 @@ def pseudonymize_on_spark(
     finally:
         output.close()
         shutil.rmtree(parts, ignore_errors=True)
-    return _finish(batch, output_dir, output, report, started)
+    return finish_run(batch, output_dir, output, report, started)
 
 
 # ------------------------------------------------------------------------------ first pass
@@ -291,7 +291,7 @@ def _add(into: _ChunkResult, result: _ChunkResult) -> None:
 # ---------------------------------------------------------------------------------- output
 
 
-def _assemble(results: list[_SplitResult], output: _Output, report: PrivacyReport) -> None:
+def _assemble(results: list[_SplitResult], output: OutputFolder, report: PrivacyReport) -> None:
     """Append the splits' parts and quarantine in input order, and count them in the report."""
     lines_before: dict[int, int] = {}
     for done in results:
@@ -304,4 +304,4 @@ def _assemble(results: list[_SplitResult], output: _Output, report: PrivacyRepor
             lines_before[split.source] = before + done.newlines
         result.out = {t: Path(p).read_bytes() for t, p in done.parts.items()}
         output.write(result)
-        _count(report, result)
+        count_chunk(report, result)
