@@ -27,6 +27,7 @@ def test_plain_folder_of_every_compression(tmp_path: Path) -> None:
     (tmp_path / "Observation-2.ndjson.zst").write_bytes(zstandard.compress(_ndjson(OBSERVATION)))
     (tmp_path / "bundle.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": []}))
     (tmp_path / "truth.json").write_text("{}")
+    (tmp_path / "done.json").write_text('{"patients": 3}')  # a tool's marker: not FHIR, not data
     batch = read_batch(tmp_path, source="site")
     assert batch.types == ["Observation", "Patient"]
     assert [p.name for p in batch.files["Observation"]] == ["Observation-2.ndjson.zst", "Observation.001.ndjson.gz"]

@@ -175,6 +175,8 @@ def batch_of_export(state: Any, *, source: str | None = None) -> Batch:
 
 def _single_file(path: Path) -> Batch:
     if path.name.endswith(".json"):
+        if _bundle_file(path) is None:
+            raise BatchError(f"{path}: not a FHIR Bundle or resource (no resourceType)")
         return Batch(path, path.stem, {}, bundles=(path,))
     if not path.name.endswith(NDJSON_SUFFIXES):
         raise BatchError(f"{path}: expected an .ndjson (.gz, .zst) file or a .json Bundle")
@@ -209,7 +211,8 @@ def _with_manifest(path: Path) -> Batch:
         if file in listed or file.name in _NOT_DATA or file.name.startswith(".") or not file.is_file():
             continue
         if file.name.endswith(".json"):
-            bundles.append(_bundle_file(file))
+            if (bundle := _bundle_file(file)) is not None:
+                bundles.append(bundle)
         else:
             raise BatchError(f"{file}: not listed in {path / MANIFEST} (a file the manifest does not name "
                              "would be left out)")
@@ -235,7 +238,8 @@ def _by_name(path: Path) -> Batch:
         if file.name.endswith(NDJSON_SUFFIXES):
             files.setdefault(resource_type_of(file), []).append(file)
         elif file.name.endswith(".json"):
-            bundles.append(_bundle_file(file))
+            if (bundle := _bundle_file(file)) is not None:
+                bundles.append(bundle)
         else:
             raise BatchError(f"{file}: not a data file fhirlake reads (<Type>.ndjson, .ndjson.gz, .ndjson.zst, "
                              "or a .json Bundle)")
@@ -243,16 +247,20 @@ def _by_name(path: Path) -> Batch:
                  pseudonymised=(path / PRIVACY_REPORT).is_file())
 
 
-def _bundle_file(path: Path) -> Path:
-    """``path``, if it holds one JSON document with a resourceType (a Bundle or a resource)."""
+def _bundle_file(path: Path) -> Path | None:
+    """``path`` if it holds one FHIR Bundle or resource; None for a JSON file that is not FHIR
+    (a tool's marker or metadata); an error for FHIR that is not one JSON document (NDJSON
+    under a .json name, or a cut Bundle), which would otherwise be lost."""
+    data = path.read_bytes()
     try:
-        document = orjson.loads(path.read_bytes())
+        document = orjson.loads(data)
     except orjson.JSONDecodeError:
-        lines = path.read_bytes().splitlines()
-        hint = " (one resource per line: name it <Type>.ndjson)" if len(lines) > 1 else ""
-        raise BatchError(f"{path}: not one JSON document{hint}") from None
+        if b'"resourceType"' not in data:
+            return None
+        hint = " (one resource per line: name it <Type>.ndjson)" if len(data.splitlines()) > 1 else ""
+        raise BatchError(f"{path}: FHIR JSON that is not one JSON document{hint}") from None
     if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
-        raise BatchError(f"{path}: not a FHIR Bundle or resource (no resourceType)")
+        return None
     return path
 
 

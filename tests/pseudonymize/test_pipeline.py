@@ -278,7 +278,7 @@ def test_a_broken_bundle_file_is_refused_and_a_bad_entry_quarantined(
     source = tmp_path / "in"
     source.mkdir()
     (source / "broken.json").write_text('{"resourceType": "Bundle", "entry": [')
-    with pytest.raises(PseudonymizeError, match=r"broken.json: not one JSON document"):
+    with pytest.raises(PseudonymizeError, match=r"broken.json: FHIR JSON that is not one JSON document"):
         pseudonymize(source, tmp_path / "refused", policy, key, workers=1, text=False, today=TODAY)
     (source / "broken.json").unlink()
     bundle = {
