@@ -128,7 +128,7 @@ def step_ingest(lake: str, folder: str, source: str) -> dict[str, Any]:
         report = opened.ingest(folder, source=source, allow_raw=True)
     seconds = time.perf_counter() - started
     changed = {t: vars(c) for t, c in report.types.items()}
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "snapshot": report.snapshot_id, "types": changed}
+    return {"seconds": seconds, "peak_mb": peak_mb(), "snapshot": report.snapshot_id, "types": changed}
 
 
 def step_open(lake: str) -> dict[str, Any]:
@@ -146,19 +146,20 @@ def step_open(lake: str) -> dict[str, Any]:
     rows = opened.sql("SELECT count(*) AS n FROM gold.observation")["n"][0]
     first_query = time.perf_counter() - started
     return {"open_ms": statistics.median(times) * 1000, "count_ms": first_query * 1000, "rows": int(rows),
-            "peak_mb": _peak_mb()}
+            "peak_mb": peak_mb()}
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(step: str, *args: str) -> dict[str, Any]:
-    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_lake; "
-            f"print(json.dumps(bench_lake.step_{step}(*sys.argv[1:])))")
+def measure(step: str, *args: str, module: str = "bench_lake") -> dict[str, Any]:
+    """``<module>.step_<step>(*args)`` in a fresh process (its own imports and peak memory)."""
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import {module}; "
+            f"print(json.dumps({module}.step_{step}(*sys.argv[1:])))")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"step {step} failed:\n{done.stderr}")
+        raise SystemExit(f"step {step} failed:\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

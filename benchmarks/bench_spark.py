@@ -30,13 +30,12 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_lake import generate_full  # the same seeded export (benchmarks run as scripts)
+import bench_lake  # benchmarks run as scripts, with this folder on sys.path
+from bench_lake import generate_full, peak_mb  # the same seeded export and peak memory
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "bench-data" / "spark"
@@ -80,7 +79,7 @@ def step_build(lake: str, engine: str, master: str, views: str) -> dict[str, Any
         report = opened.build(force=True, engine=engine, spark=session)
     seconds = time.perf_counter() - started
     rows = sum(c.rows_added for c in report.rebuilt.values())
-    result = {"seconds": seconds, "startup": startup, "rows": rows, "peak_mb": _peak_mb(), "cpu": _cpu_seconds()}
+    result = {"seconds": seconds, "startup": startup, "rows": rows, "peak_mb": peak_mb(), "cpu": _cpu_seconds()}
     if session is not None:
         result |= _spark_peaks()
         session.stop()
@@ -113,7 +112,7 @@ def step_pseudonymize(export: str, out: str) -> dict[str, Any]:
     key = PseudonymKey(secrets.token_hex(32).encode())
     started = time.perf_counter()
     pseudonymize(Path(export), Path(out), load_policy(default_policy_path()), key, workers=1, text=False)
-    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb()}
 
 
 def step_ingest(pseudonymised: str, lake: str) -> dict[str, Any]:
@@ -127,11 +126,7 @@ def step_ingest(pseudonymised: str, lake: str) -> dict[str, Any]:
         opened.ingest(pseudonymised, source="bench")
     seconds = time.perf_counter() - started
     shutil.rmtree(lake, ignore_errors=True)
-    return {"seconds": seconds, "peak_mb": _peak_mb()}
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_mb": peak_mb()}
 
 
 def _descendants(pid: int) -> list[int]:
@@ -174,13 +169,8 @@ def _spark_peaks() -> dict[str, float]:
 
 
 def measure(step: str, *args: str) -> dict[str, Any]:
-    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_spark; "
-            f"print(json.dumps(bench_spark.step_{step}(*sys.argv[1:])))")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"step {step} failed:\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    """A step of this benchmark in a fresh process."""
+    return bench_lake.measure(step, *args, module="bench_spark")
 
 
 def _size(folder: Path, pattern: str = "*") -> int:

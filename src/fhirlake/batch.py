@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "batch_of_export",
     "block",
     "blocked_reason",
+    "count_lines",
     "count_problem",
     "pseudonymisation_problem",
     "read_batch",
@@ -68,8 +69,7 @@ class Batch:
     Bundle or a single resource; ``deleted`` are NDJSON files of Bundles whose DELETE entries
     name removed resources. ``manifest_counts`` are the resources per type the manifest
     announced, where it gave counts; ``lines`` those measured when the files were saved (bronze
-    exports), where known. ``pseudonymised`` is true for the output of ``fhirlake pseudonymize``
-    (it holds a privacy report).
+    exports), where known.
     """
 
     path: Path
@@ -81,7 +81,12 @@ class Batch:
     transaction_time: str | None = None
     manifest_counts: Mapping[str, int] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
-    pseudonymised: bool = False
+
+    @property
+    def pseudonymised(self) -> bool:
+        """Whether the batch claims to be ``fhirlake pseudonymize``'s output (it holds a privacy
+        report); :func:`pseudonymisation_problem` checks the claim byte for byte."""
+        return self.path.is_dir() and (self.path / PRIVACY_REPORT).is_file()
 
     @property
     def types(self) -> list[str]:
@@ -104,11 +109,6 @@ class Batch:
             return str(path.relative_to(self.path)) if self.path.is_dir() else path.name
         except ValueError:
             return path.name
-
-    def with_source(self, source: str) -> Batch:
-        """The same batch, attributed to ``source``."""
-        return Batch(self.path, self.export_id, self.files, source, self.bundles, self.deleted,
-                     self.transaction_time, self.manifest_counts, self.lines, self.pseudonymised)
 
 
 def resource_type_of(path: Path) -> str:
@@ -145,9 +145,7 @@ def read_batch(path: str | Path, *, source: str | None = None, export_id: str | 
     else:
         batch = _by_name(path)
     _check_not_empty(batch)
-    batch = Batch(batch.path, export_id or batch.export_id, batch.files, source, batch.bundles, batch.deleted,
-                  batch.transaction_time, batch.manifest_counts, batch.lines, batch.pseudonymised)
-    return batch
+    return replace(batch, source=source, export_id=export_id or batch.export_id)
 
 
 def batch_of_export(state: Any, *, source: str | None = None) -> Batch:
@@ -219,7 +217,7 @@ def _with_manifest(path: Path) -> Batch:
     time = manifest.get("transactionTime")
     return Batch(path, path.name, {t: tuple(sorted(p)) for t, p in sorted(files.items())}, bundles=tuple(bundles),
                  deleted=deleted, transaction_time=time if isinstance(time, str) else None,
-                 manifest_counts=_counts(manifest), pseudonymised=(path / PRIVACY_REPORT).is_file())
+                 manifest_counts=_counts(manifest))
 
 
 def _by_name(path: Path) -> Batch:
@@ -243,8 +241,7 @@ def _by_name(path: Path) -> Batch:
         else:
             raise BatchError(f"{file}: not a data file fhirlake reads (<Type>.ndjson, .ndjson.gz, .ndjson.zst, "
                              "or a .json Bundle)")
-    return Batch(path, path.name, {t: tuple(p) for t, p in sorted(files.items())}, bundles=tuple(bundles),
-                 pseudonymised=(path / PRIVACY_REPORT).is_file())
+    return Batch(path, path.name, {t: tuple(p) for t, p in sorted(files.items())}, bundles=tuple(bundles))
 
 
 def _bundle_file(path: Path) -> Path | None:
@@ -406,7 +403,7 @@ def count_problem(batch: Batch) -> str | None:
     for resource_type, announced in sorted(batch.manifest_counts.items()):
         held = batch.lines.get(resource_type)
         if held is None:
-            held = sum(_count_lines(path) for path in batch.files.get(resource_type, ()))
+            held = sum(count_lines(path) for path in batch.files.get(resource_type, ()))
         if held != announced:
             where = batch.path / MANIFEST if (batch.path / MANIFEST).is_file() else batch.path
             return (f"{where}: announces {announced} {resource_type} resources, the files hold {held}"
@@ -414,7 +411,8 @@ def count_problem(batch: Batch) -> str | None:
     return None
 
 
-def _count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
+    """The non-blank lines of an NDJSON file (plain, gzip or zstd): its resources."""
     from fhirlake.sof.inputs import open_text
 
     try:

@@ -35,6 +35,7 @@ from fhirlake.batch import (
     batch_of_export,
     block,
     blocked_reason,
+    count_lines,
     read_batch,
 )
 from fhirlake.bulk import ExportOptions, ExportResult, Source, WatermarkStore, export, list_exports
@@ -139,16 +140,9 @@ def _copy_batch(folder: Path, work: Path) -> dict[str, object]:
         for path in paths:
             shutil.copyfile(path, work / path.name)
             files.setdefault(resource_type, []).append(path.name)
-            lines[resource_type] = lines.get(resource_type, 0) + _count_lines(work / path.name)
+            lines[resource_type] = lines.get(resource_type, 0) + count_lines(work / path.name)
     return {"batch": folder.name, "files": files, "lines": lines, "manifest_counts": dict(batch.manifest_counts),
             "transactionTime": batch.transaction_time}
-
-
-def _count_lines(path: Path) -> int:
-    from fhirlake.sof.inputs import open_text
-
-    with open_text(path) as handle:
-        return sum(1 for line in handle if line.strip())
 
 
 def _safe(name: str) -> str:
